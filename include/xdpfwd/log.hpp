@@ -1,0 +1,17 @@
+// Logging set-up: spdlog to stderr. Under systemd (JOURNAL_STREAM names our stderr) every line
+// starts with its syslog priority ("<4>"), so journald keeps the levels and adds its own time
+// stamps; elsewhere lines carry a time stamp and the level name.
+#pragma once
+
+#include <string>
+
+namespace xdpfwd {
+
+// Throws std::invalid_argument for an unknown level name.
+void setup_logging(const std::string& level);
+// Whether stderr is connected to the journal (JOURNAL_STREAM matches its device and inode).
+bool stderr_is_journal();
+// Routes libbpf's and libxdp's messages (verifier logs included) into the log.
+void route_bpf_library_logs();
+
+} // namespace xdpfwd

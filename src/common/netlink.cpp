@@ -1,0 +1,229 @@
+#include "xdpfwd/netlink.hpp"
+
+#include "xdpfwd/netns.hpp"
+#include "xdpfwd/system_error.hpp"
+
+#include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <net/if.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace xdpfwd {
+namespace {
+
+using boost::asio::ip::address;
+
+// Room for any request this file builds; replies of a single object fit as well.
+constexpr size_t kBufferSize = 8192;
+
+int family_of(const address& ip) { return ip.is_v4() ? AF_INET : AF_INET6; }
+
+void put_address(nlmsghdr* message, uint16_t type, const address& ip) {
+  if (ip.is_v4()) {
+    const auto bytes = ip.to_v4().to_bytes();
+    mnl_attr_put(message, type, bytes.size(), bytes.data());
+  } else {
+    const auto bytes = ip.to_v6().to_bytes();
+    mnl_attr_put(message, type, bytes.size(), bytes.data());
+  }
+}
+
+nlmsghdr* start(std::vector<char>& buffer, uint16_t type, uint16_t flags) {
+  buffer.assign(kBufferSize, 0);
+  nlmsghdr* message = mnl_nlmsg_put_header(buffer.data());
+  message->nlmsg_type = type;
+  message->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  return message;
+}
+
+int parse_link(const nlmsghdr* message, void* data) {
+  auto* link = static_cast<LinkInfo*>(data);
+  const auto* info = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(message));
+  link->ifindex = info->ifi_index;
+  link->flags = info->ifi_flags;
+  // mnl_attr_for_each is a C macro; spelled out here for C++'s stricter pointer conversions.
+  const auto* end = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
+  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, sizeof(*info)));
+       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
+       attribute = mnl_attr_next(attribute)) {
+    switch (mnl_attr_get_type(attribute)) {
+    case IFLA_IFNAME:
+      link->name = mnl_attr_get_str(attribute);
+      break;
+    case IFLA_ADDRESS:
+      if (mnl_attr_get_payload_len(attribute) == link->mac.size())
+        std::memcpy(link->mac.data(), mnl_attr_get_payload(attribute), link->mac.size());
+      break;
+    }
+  }
+  return MNL_CB_OK;
+}
+
+} // namespace
+
+std::string to_string(const MacAddress& mac) {
+  char text[18];
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
+  return text;
+}
+
+void Netlink::SocketCloser::operator()(mnl_socket* socket) const { mnl_socket_close(socket); }
+
+Netlink::Netlink(mnl_socket* socket) : socket_(socket), port_id_(mnl_socket_get_portid(socket)) {}
+Netlink::Netlink(Netlink&&) noexcept = default;
+Netlink& Netlink::operator=(Netlink&&) noexcept = default;
+Netlink::~Netlink() = default;
+
+Netlink Netlink::open() {
+  mnl_socket* socket = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (socket == nullptr) throw_errno("open rtnetlink socket");
+  if (mnl_socket_bind(socket, 0, MNL_SOCKET_AUTOPID) < 0) {
+    const int error = errno;
+    mnl_socket_close(socket);
+    throw_errno(error, "bind rtnetlink socket");
+  }
+  return Netlink(socket);
+}
+
+Netlink Netlink::open_in(int netns_fd) {
+  std::optional<Netlink> opened;
+  run_in_netns(netns_fd, [&] { opened.emplace(open()); });
+  return std::move(*opened);
+}
+
+void Netlink::transact(nlmsghdr* request, const std::string& context,
+                       int (*on_message)(const nlmsghdr*, void*), void* data) {
+  request->nlmsg_seq = ++sequence_;
+  if (mnl_socket_sendto(socket_.get(), request, request->nlmsg_len) < 0) throw_errno(context);
+  std::vector<char> reply(MNL_SOCKET_BUFFER_SIZE);
+  for (;;) {
+    const ssize_t length = mnl_socket_recvfrom(socket_.get(), reply.data(), reply.size());
+    if (length < 0) throw_errno(context);
+    const int result = mnl_cb_run(reply.data(), length, request->nlmsg_seq, port_id_, on_message, data);
+    if (result < 0) throw_errno(context);
+    if (result == MNL_CB_STOP) return;
+  }
+}
+
+std::optional<LinkInfo> Netlink::find_link(const std::string& name) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_GETLINK, 0);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  LinkInfo link;
+  try {
+    transact(request, "look up link " + name, parse_link, &link);
+  } catch (const std::system_error& error) {
+    if (error.code().value() == ENODEV) return std::nullopt;
+    throw;
+  }
+  return link;
+}
+
+LinkInfo Netlink::link(const std::string& name) {
+  auto found = find_link(name);
+  if (!found) throw_errno(ENODEV, "look up link " + name);
+  return *found;
+}
+
+void Netlink::create_veth(const std::string& name, const std::string& peer_name, int peer_netns_fd) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  nlattr* link_info = mnl_attr_nest_start(request, IFLA_LINKINFO);
+  mnl_attr_put_strz(request, IFLA_INFO_KIND, "veth");
+  nlattr* info_data = mnl_attr_nest_start(request, IFLA_INFO_DATA);
+  nlattr* peer = mnl_attr_nest_start(request, VETH_INFO_PEER);
+  mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg));
+  mnl_attr_put_strz(request, IFLA_IFNAME, peer_name.c_str());
+  mnl_attr_put_u32(request, IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
+  mnl_attr_nest_end(request, peer);
+  mnl_attr_nest_end(request, info_data);
+  mnl_attr_nest_end(request, link_info);
+  transact(request, "create veth " + name + " (peer " + peer_name + ")");
+}
+
+bool Netlink::delete_link(const std::string& name) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_DELLINK, 0);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  try {
+    transact(request, "delete link " + name);
+  } catch (const std::system_error& error) {
+    if (error.code().value() == ENODEV) return false;
+    throw;
+  }
+  return true;
+}
+
+void Netlink::set_up(const LinkInfo& link) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWLINK, 0);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  info->ifi_index = link.ifindex;
+  info->ifi_flags = IFF_UP;
+  info->ifi_change = IFF_UP;
+  transact(request, "set link " + link.name + " up");
+}
+
+void Netlink::add_address(const LinkInfo& link, const address& ip, int prefix_len, bool nodad) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
+  auto* info = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifaddrmsg)));
+  info->ifa_family = family_of(ip);
+  info->ifa_prefixlen = prefix_len;
+  info->ifa_index = link.ifindex;
+  info->ifa_scope = RT_SCOPE_UNIVERSE;
+  put_address(request, IFA_LOCAL, ip);
+  put_address(request, IFA_ADDRESS, ip);
+  if (nodad && ip.is_v6()) mnl_attr_put_u32(request, IFA_FLAGS, IFA_F_NODAD);
+  transact(request, "add address " + ip.to_string() + "/" + std::to_string(prefix_len) + " to " + link.name);
+}
+
+void Netlink::add_route(const LinkInfo& link, const address& destination, int prefix_len,
+                        const std::optional<address>& gateway) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+  auto* route = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(request, sizeof(rtmsg)));
+  route->rtm_family = family_of(destination);
+  route->rtm_dst_len = prefix_len;
+  route->rtm_table = RT_TABLE_MAIN;
+  route->rtm_protocol = kRouteProtocol;
+  route->rtm_type = RTN_UNICAST;
+  route->rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  if (gateway) route->rtm_flags |= RTNH_F_ONLINK;
+  if (prefix_len > 0) put_address(request, RTA_DST, destination);
+  if (gateway) put_address(request, RTA_GATEWAY, *gateway);
+  mnl_attr_put_u32(request, RTA_OIF, link.ifindex);
+  std::string context = "add route " + destination.to_string() + "/" + std::to_string(prefix_len);
+  if (gateway) context += " via " + gateway->to_string();
+  transact(request, context + " dev " + link.name);
+}
+
+void Netlink::add_permanent_neighbor(const LinkInfo& link, const address& ip, const MacAddress& mac) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+  auto* neighbor = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ndmsg)));
+  neighbor->ndm_family = family_of(ip);
+  neighbor->ndm_ifindex = link.ifindex;
+  neighbor->ndm_state = NUD_PERMANENT;
+  put_address(request, NDA_DST, ip);
+  mnl_attr_put(request, NDA_LLADDR, mac.size(), mac.data());
+  transact(request, "add neighbour " + ip.to_string() + " lladdr " + to_string(mac) + " dev " + link.name);
+}
+
+} // namespace xdpfwd

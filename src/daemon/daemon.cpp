@@ -1,0 +1,99 @@
+#include "daemon.hpp"
+
+#include "static_runtime.hpp"
+#include "xdpfwd/xdp_maps.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <cstring>
+
+namespace xdpfwd {
+
+Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
+
+// Members go in reverse order: the XDP path first, so no frame is sent into a veth being removed.
+Daemon::~Daemon() {
+  host_xdp_.reset();
+  runtime_.reset();
+}
+
+void Daemon::bring_up() {
+  if (config_.runtime != config::Runtime::Static)
+    throw std::runtime_error("runtime \"docker\" is not available in this version; use \"static\"");
+  host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir);
+  runtime_ = std::make_unique<StaticRuntime>();
+
+  // Maps first, attach last: the program starts with every service in place.
+  for (const auto& ingress : config_.ingresses) {
+    const IngressEndpoint endpoint = runtime_->start(ingress);
+    host_xdp_->add_ingress_dev(endpoint.host_ifindex);
+    for (const auto& ip : ingress.service_ips) {
+      xdpfwd_service_value target{};
+      target.ifindex = static_cast<__u32>(endpoint.host_ifindex);
+      target.stats_index = static_cast<__u32>(service_ips_.size());
+      std::memcpy(target.dst_mac, endpoint.ingress_mac.data(), sizeof(target.dst_mac));
+      std::memcpy(target.src_mac, endpoint.host_mac.data(), sizeof(target.src_mac));
+      host_xdp_->set_service(ip, target);
+      service_ips_.push_back({ingress.name, ip, target.stats_index});
+      spdlog::info("ingress {}: service IP {} -> {}", ingress.name, ip.to_string(),
+                   StaticRuntime::host_veth_name(ingress.name));
+    }
+  }
+  for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+}
+
+void Daemon::log_counters() const {
+  for (const auto& service : service_ips_) {
+    const auto counters = read_service_counters(host_xdp_->service_stats_fd(), service.stats_index);
+    spdlog::info("ingress {}: service IP {}: {} packets, {} bytes, {} redirect errors, {} malformed",
+                 service.ingress, service.address.to_string(), counters.packets, counters.bytes,
+                 counters.redirect_errors, counters.malformed);
+  }
+  const auto malformed = read_malformed_counters(host_xdp_->malformed_fd());
+  for (int reason = 0; reason < XDPFWD_MALFORMED_REASONS; ++reason)
+    if (malformed[reason] != 0)
+      spdlog::info("malformed frames ({}): {}", malformed_reason_name(reason), malformed[reason]);
+}
+
+int Daemon::run() {
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  int exit_code = 0;
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& error, int signal) {
+        if (error) return;
+        if (signal == SIGHUP) {
+          spdlog::warn("SIGHUP: reloading is not implemented yet; restart xdpfwd to apply a changed config");
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("{}: shutting down", strsignal(signal));
+        io.stop();
+      };
+  signals.async_wait(on_signal);
+
+  try {
+    bring_up();
+  } catch (const std::exception& error) {
+    spdlog::critical("start-up failed: {}", error.what());
+    return 1;
+  }
+  sd_notify(0, "READY=1\nSTATUS=forwarding");
+  spdlog::info("ready: {} ingresses, {} service IPs", config_.ingresses.size(), service_ips_.size());
+  io.run();
+
+  sd_notify(0, "STOPPING=1");
+  try {
+    log_counters();
+  } catch (const std::exception& error) {
+    spdlog::error("reading the counters failed: {}", error.what());
+    exit_code = 1;
+  }
+  return exit_code;
+}
+
+} // namespace xdpfwd

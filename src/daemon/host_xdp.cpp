@@ -1,0 +1,217 @@
+#include "host_xdp.hpp"
+
+#include "xdpfwd/system_error.hpp"
+#include "xdpfwd/xdp_maps.hpp"
+#include "xdpfwd_bpf.skel.h"
+
+#include <bpf/bpf.h>
+#include <linux/magic.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <xdp/libxdp.h>
+
+#include <cstring>
+
+namespace xdpfwd {
+namespace {
+
+constexpr const char* kProgramName = "xdpfwd_xdp";
+constexpr const char* kBpffsRoot = "/sys/fs/bpf";
+
+bool on_bpffs(const std::filesystem::path& path) {
+  struct statfs info {};
+  return ::statfs(path.c_str(), &info) == 0 && info.f_type == BPF_FS_MAGIC;
+}
+
+// Pins need a bpf filesystem. systemd mounts one at /sys/fs/bpf; where nobody did (a bare
+// container, `ip netns exec`), the daemon mounts it itself.
+void prepare_pin_dir(const std::filesystem::path& pin_dir) {
+  const auto parent = pin_dir.parent_path();
+  if (!on_bpffs(parent)) {
+    if (parent != kBpffsRoot)
+      throw_errno(EINVAL, "pin dir " + pin_dir.string() + ": " + parent.string() + " is not a bpf filesystem");
+    if (::mount("bpf", kBpffsRoot, "bpf", 0, "mode=0700") < 0)
+      throw_errno(std::string("mount bpffs on ") + kBpffsRoot);
+    spdlog::info("mounted a bpf filesystem on {}", kBpffsRoot);
+  }
+  if (::mkdir(pin_dir.c_str(), 0700) < 0 && errno != EEXIST) throw_errno("create pin dir " + pin_dir.string());
+}
+
+std::string libxdp_error(int error) {
+  char text[256];
+  libxdp_strerror(error, text, sizeof(text));
+  return text;
+}
+
+const char* mode_name(xdp_attach_mode mode) { return mode == XDP_MODE_SKB ? "generic" : "native"; }
+
+template <typename Key>
+void delete_all_keys(int map_fd) {
+  Key key{}, next{};
+  // Always restart from the first key: deleting invalidates the position of an iteration.
+  while (bpf_map_get_next_key(map_fd, nullptr, &next) == 0) {
+    key = next;
+    if (bpf_map_delete_elem(map_fd, &key) < 0) throw_errno("empty adopted map");
+  }
+}
+
+} // namespace
+
+void HostXdp::SkeletonDeleter::operator()(xdpfwd_bpf* skeleton) const { xdpfwd_bpf__destroy(skeleton); }
+
+HostXdp::HostXdp(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
+  prepare_pin_dir(pin_dir_);
+  skeleton_.reset(xdpfwd_bpf__open());
+  if (!skeleton_) throw_errno("open the xdpfwd BPF object");
+
+  bool adopted = false;
+  bpf_map* map;
+  bpf_object__for_each_map(map, skeleton_->obj) {
+    const auto path = pin_dir_ / bpf_map__name(map);
+    adopted |= std::filesystem::exists(path);
+    check_libbpf(bpf_map__set_pin_path(map, path.c_str()), "set pin path " + path.string());
+  }
+  // A pinned map of another layout (an older xdpfwd) makes the load fail here, with libbpf's
+  // reason in the log, rather than be misread later.
+  check_libbpf(xdpfwd_bpf__load(skeleton_.get()), "load the xdpfwd BPF program (pins in " + pin_dir_.string() + ")");
+
+  program_ = xdp_program__from_bpf_obj(skeleton_->obj, nullptr);
+  if (const long error = libxdp_get_error(program_); error != 0) {
+    program_ = nullptr;
+    throw_errno(static_cast<int>(-error), "prepare the xdpfwd program for libxdp");
+  }
+  if (adopted) {
+    spdlog::warn("adopting BPF maps a previous run left pinned in {}; their entries are replaced", pin_dir_.string());
+    empty_adopted_maps();
+  }
+  spdlog::info("loaded the XDP program {}, maps pinned in {}", kProgramName, pin_dir_.string());
+}
+
+HostXdp::~HostXdp() {
+  detach_all();
+  if (program_ != nullptr) xdp_program__close(program_);
+  unpin();
+}
+
+void HostXdp::empty_adopted_maps() {
+  delete_all_keys<xdpfwd_service_key>(bpf_map__fd(skeleton_->maps.services));
+  delete_all_keys<__u32>(bpf_map__fd(skeleton_->maps.ingress_devs));
+}
+
+void HostXdp::attach(const config::Interface& interface) {
+  const std::string& name = interface.name;
+  const int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
+  if (ifindex == 0) throw_errno("attach xdp to " + name);
+
+  // An xdpfwd program left by a run that died would otherwise run twice.
+  if (xdp_multiprog* attached = xdp_multiprog__get_from_ifindex(ifindex); libxdp_get_error(attached) == 0) {
+    for (xdp_program* old = xdp_multiprog__next_prog(nullptr, attached); old != nullptr;
+         old = xdp_multiprog__next_prog(old, attached)) {
+      if (std::strcmp(xdp_program__name(old), kProgramName) != 0) continue;
+      spdlog::warn("{}: removing the xdpfwd program a previous run left attached", name);
+      check_libbpf(xdp_program__detach(old, ifindex, xdp_multiprog__attach_mode(attached), 0),
+                   "detach the previous xdpfwd program from " + name);
+    }
+    if (xdp_multiprog__is_legacy(attached)) {
+      xdp_program* main = xdp_multiprog__main_prog(attached);
+      if (main != nullptr && std::strcmp(xdp_program__name(main), kProgramName) == 0) {
+        spdlog::warn("{}: removing the xdpfwd program a previous run left attached", name);
+        check_libbpf(xdp_program__detach(main, ifindex, xdp_multiprog__attach_mode(attached), 0),
+                     "detach the previous xdpfwd program from " + name);
+      }
+    }
+    xdp_multiprog__close(attached);
+  }
+
+  // libxdp attaches one xdp_program object to one interface; further interfaces get a clone.
+  xdp_program* program = attachments_.empty() ? program_ : xdp_program__clone(program_, 0);
+  if (const long error = libxdp_get_error(program); error != 0)
+    throw_errno(static_cast<int>(-error), "clone the xdpfwd program for " + name);
+
+  auto try_attach = [&](xdp_attach_mode mode) { return xdp_program__attach(program, ifindex, mode, 0); };
+  xdp_attach_mode mode = interface.xdp_mode == config::XdpMode::Generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+  int error = try_attach(mode);
+  if (error < 0 && interface.xdp_mode == config::XdpMode::Auto) {
+    spdlog::warn("{}: native XDP failed ({}); falling back to generic mode, which is much slower", name,
+                 libxdp_error(error));
+    mode = XDP_MODE_SKB;
+    error = try_attach(mode);
+  }
+  if (error < 0) {
+    if (program != program_) xdp_program__close(program);
+    throw std::system_error(-error, std::generic_category(),
+                            "attach xdp to " + name + " in " + mode_name(mode) + " mode (" + libxdp_error(error) + ")");
+  }
+  attachments_.push_back({name, ifindex, mode, program});
+  spdlog::info("{}: XDP program attached in {} mode", name, mode_name(mode));
+  warn_if_alone(name, ifindex);
+}
+
+// libxdp shares an interface through its dispatcher, which needs the kernel to accept extension
+// (freplace) programs; where it does not, our program is attached alone and others cannot join.
+void HostXdp::warn_if_alone(const std::string& name, int ifindex) {
+  xdp_multiprog* attached = xdp_multiprog__get_from_ifindex(ifindex);
+  if (libxdp_get_error(attached) != 0) return;
+  if (xdp_multiprog__is_legacy(attached))
+    spdlog::warn("{}: libxdp could not use its multi-program dispatcher (see the libxdp debug log); xdpfwd is "
+                 "attached as the interface's only XDP program",
+                 name);
+  xdp_multiprog__close(attached);
+}
+
+void HostXdp::detach_all() noexcept {
+  for (auto& attachment : attachments_) {
+    const int error = xdp_program__detach(attachment.program, attachment.ifindex,
+                                          static_cast<xdp_attach_mode>(attachment.mode), 0);
+    if (error < 0)
+      spdlog::error("{}: detaching the XDP program failed: {}", attachment.interface, libxdp_error(error));
+    else
+      spdlog::info("{}: XDP program detached", attachment.interface);
+    if (attachment.program != program_) xdp_program__close(attachment.program);
+  }
+  attachments_.clear();
+}
+
+void HostXdp::unpin() noexcept {
+  bpf_map* map;
+  bpf_object__for_each_map(map, skeleton_->obj) {
+    if (bpf_map__is_pinned(map) && bpf_map__unpin(map, nullptr) < 0)
+      spdlog::error("unpinning BPF map {} failed", bpf_map__name(map));
+  }
+  std::error_code ignored;
+  std::filesystem::remove(pin_dir_, ignored); // only if empty: never what others pinned there
+}
+
+void HostXdp::set_service(const config::IpAddress& address, const xdpfwd_service_value& target) {
+  const auto key = service_key(address);
+  if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.services), &key, &target, BPF_ANY) < 0)
+    throw_errno("add service IP " + address.to_string() + " to the services map");
+}
+
+void HostXdp::remove_service(const config::IpAddress& address) {
+  const auto key = service_key(address);
+  if (bpf_map_delete_elem(bpf_map__fd(skeleton_->maps.services), &key) < 0 && errno != ENOENT)
+    throw_errno("remove service IP " + address.to_string() + " from the services map");
+}
+
+void HostXdp::add_ingress_dev(int ifindex) {
+  const __u32 key = static_cast<__u32>(ifindex);
+  bpf_devmap_val value{};
+  value.ifindex = key;
+  if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.ingress_devs), &key, &value, BPF_ANY) < 0)
+    throw_errno("add ifindex " + std::to_string(ifindex) + " to the ingress_devs map");
+}
+
+void HostXdp::remove_ingress_dev(int ifindex) {
+  const __u32 key = static_cast<__u32>(ifindex);
+  if (bpf_map_delete_elem(bpf_map__fd(skeleton_->maps.ingress_devs), &key) < 0 && errno != ENOENT)
+    throw_errno("remove ifindex " + std::to_string(ifindex) + " from the ingress_devs map");
+}
+
+int HostXdp::service_stats_fd() const { return bpf_map__fd(skeleton_->maps.service_stats); }
+int HostXdp::malformed_fd() const { return bpf_map__fd(skeleton_->maps.malformed); }
+
+} // namespace xdpfwd

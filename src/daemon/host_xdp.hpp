@@ -1,0 +1,63 @@
+// The host XDP program (bpf/xdpfwd.bpf.c): loaded from the embedded skeleton, maps pinned under
+// the pin dir, attached to the host's interfaces through libxdp so that it shares them with other
+// XDP programs. Owning handle: the destructor detaches and unpins.
+#pragma once
+
+#include "xdpfwd/config.hpp"
+#include "xdpfwd_abi.h"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct xdpfwd_bpf;
+struct xdp_program;
+
+namespace xdpfwd {
+
+class HostXdp {
+public:
+  // Loads the program with its maps pinned in pin_dir. Maps already pinned there by an earlier
+  // run are adopted and emptied, so entries of a run that died cannot linger.
+  explicit HostXdp(std::filesystem::path pin_dir);
+  HostXdp(const HostXdp&) = delete;
+  HostXdp& operator=(const HostXdp&) = delete;
+  ~HostXdp();
+
+  // Attaches to an interface of the calling thread's network namespace, replacing an xdpfwd
+  // program a previous run left there. xdp_mode auto falls back to generic mode, with a warning.
+  void attach(const config::Interface& interface);
+
+  void set_service(const config::IpAddress& address, const xdpfwd_service_value& target);
+  void remove_service(const config::IpAddress& address);
+  void add_ingress_dev(int ifindex);
+  void remove_ingress_dev(int ifindex);
+
+  int service_stats_fd() const;
+  int malformed_fd() const;
+  const std::filesystem::path& pin_dir() const { return pin_dir_; }
+
+private:
+  struct Attachment {
+    std::string interface;
+    int ifindex;
+    int mode; // enum xdp_attach_mode
+    xdp_program* program;
+  };
+  struct SkeletonDeleter {
+    void operator()(xdpfwd_bpf* skeleton) const;
+  };
+
+  void empty_adopted_maps();
+  static void warn_if_alone(const std::string& name, int ifindex);
+  void detach_all() noexcept;
+  void unpin() noexcept;
+
+  std::filesystem::path pin_dir_;
+  std::unique_ptr<xdpfwd_bpf, SkeletonDeleter> skeleton_;
+  xdp_program* program_ = nullptr; // the libxdp view of the skeleton's program
+  std::vector<Attachment> attachments_;
+};
+
+} // namespace xdpfwd

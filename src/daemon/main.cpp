@@ -1,0 +1,77 @@
+// xdpfwd: the host daemon. `xdpfwd --config FILE` runs it in the foreground (systemd Type=notify);
+// `xdpfwd --check --config FILE` validates a file, one line per error, like `nginx -t`.
+#include "daemon.hpp"
+#include "xdpfwd/config.hpp"
+#include "xdpfwd/log.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <string_view>
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/xdpfwd/services.json";
+
+void print_usage(std::ostream& out) {
+  out << "usage: xdpfwd [--config FILE] [--check]\n"
+         "  --config FILE  services file (default " << kDefaultConfig << ")\n"
+         "  --check        validate FILE and exit: 0 if valid, 1 with one line per error\n"
+         "  --version      print the version\n";
+}
+
+int check(const std::string& file) {
+  const auto result = xdpfwd::config::load_file(file);
+  for (const auto& error : result.errors) std::cerr << "xdpfwd: " << file << ": " << to_string(error) << "\n";
+  if (!result.errors.empty()) {
+    std::cerr << "xdpfwd: configuration file " << file << " test failed\n";
+    return 1;
+  }
+  std::cout << "xdpfwd: configuration file " << file << " test is successful\n";
+  return 0;
+}
+
+int run(const std::string& file) {
+  xdpfwd::setup_logging("info");
+  auto result = xdpfwd::config::load_file(file);
+  if (!result.errors.empty()) {
+    for (const auto& error : result.errors) spdlog::error("{}: {}", file, to_string(error));
+    spdlog::critical("{}: {} errors, not starting", file, result.errors.size());
+    return 1;
+  }
+  xdpfwd::setup_logging(result.config->log_level);
+  xdpfwd::route_bpf_library_logs();
+  spdlog::info("xdpfwd " XDPFWD_VERSION " starting with {}", file);
+  return xdpfwd::Daemon(std::move(*result.config)).run();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string config_file = kDefaultConfig;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_file = argv[++i];
+    } else if (arg == "--check" || arg == "-t") {
+      check_only = true;
+    } else if (arg == "--help" || arg == "-h") {
+      print_usage(std::cout);
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "xdpfwd " XDPFWD_VERSION "\n";
+      return 0;
+    } else {
+      std::cerr << "xdpfwd: unknown argument \"" << arg << "\"\n";
+      print_usage(std::cerr);
+      return 2;
+    }
+  }
+  try {
+    return check_only ? check(config_file) : run(config_file);
+  } catch (const std::exception& error) {
+    std::cerr << "xdpfwd: " << error.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,105 @@
+#include "static_runtime.hpp"
+
+#include "ingress_pass_bpf.skel.h"
+#include "xdpfwd/system_error.hpp"
+
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+namespace xdpfwd {
+namespace {
+
+using boost::asio::ip::address;
+using boost::asio::ip::make_address;
+
+// The ingress's default gateway: a fixed link-local next hop whose MAC is pinned to the host end
+// of the veth, so replies reach the host's stack without any address on the host side.
+const address kGateway4 = make_address("169.254.1.1");
+const address kGateway6 = make_address("fe80::1");
+
+int host_prefix(const address& ip) { return ip.is_v4() ? 32 : 128; }
+
+// A veth delivers XDP-redirected frames only when the receiving end runs an XDP program.
+void attach_pass_program(int ifindex, const std::string& where) {
+  std::unique_ptr<ingress_pass_bpf, decltype(&ingress_pass_bpf__destroy)> skeleton(
+      ingress_pass_bpf__open_and_load(), &ingress_pass_bpf__destroy);
+  if (!skeleton) throw_errno("load the ingress XDP program for " + where);
+  // The attachment holds the program: it lives as long as the interface, not the skeleton.
+  check_libbpf(bpf_xdp_attach(ifindex, bpf_program__fd(skeleton->progs.xdpfwd_ingress_pass), XDP_FLAGS_DRV_MODE, nullptr),
+               "attach the ingress XDP program to " + where);
+}
+
+} // namespace
+
+StaticRuntime::StaticRuntime() : host_(Netlink::open()) {}
+
+StaticRuntime::~StaticRuntime() {
+  while (!running_.empty()) {
+    const std::string name = running_.begin()->first;
+    try {
+      stop(name);
+    } catch (const std::exception& error) {
+      spdlog::error("ingress {}: removing it failed: {}", name, error.what());
+      running_.erase(name);
+    }
+  }
+}
+
+void StaticRuntime::remove_leftover(const std::string& ingress_name) {
+  const std::string netns = netns_name(ingress_name);
+  const bool had_veth = host_.delete_link(host_veth_name(ingress_name));
+  const bool had_netns = NamedNetns::remove(netns);
+  if (had_veth || had_netns)
+    spdlog::warn("ingress {}: removed what a previous run left behind (netns {}, veth {})", ingress_name, netns,
+                 host_veth_name(ingress_name));
+}
+
+IngressEndpoint StaticRuntime::start(const config::Ingress& ingress) {
+  const std::string veth = host_veth_name(ingress.name);
+  const std::string where = "ingress " + ingress.name;
+  remove_leftover(ingress.name);
+
+  NamedNetns netns = NamedNetns::create(netns_name(ingress.name));
+  host_.create_veth(veth, kIngressInterface, netns.fd());
+  try {
+    const LinkInfo host_end = host_.link(veth);
+    host_.set_up(host_end);
+    // Replies of the ingress leave through the host's stack: forwarding only for what arrives
+    // on this veth (IPv4 checks the input device), not for the whole host.
+    write_sysctl("net/ipv4/conf/" + veth + "/forwarding", "1");
+    for (const auto& ip : ingress.service_ips) host_.add_route(host_end, ip, host_prefix(ip));
+
+    Netlink inside = Netlink::open_in(netns.fd());
+    inside.set_up(inside.link("lo"));
+    const LinkInfo ingress_end = inside.link(kIngressInterface);
+    inside.set_up(ingress_end);
+    for (const auto& ip : ingress.service_ips) inside.add_address(ingress_end, ip, host_prefix(ip));
+    inside.add_permanent_neighbor(ingress_end, kGateway4, host_end.mac);
+    inside.add_route(ingress_end, make_address("0.0.0.0"), 0, kGateway4);
+    inside.add_permanent_neighbor(ingress_end, kGateway6, host_end.mac);
+    inside.add_route(ingress_end, make_address("::"), 0, kGateway6);
+    run_in_netns(netns.fd(), [&] { attach_pass_program(ingress_end.ifindex, where + " eth0"); });
+
+    spdlog::info("ingress {}: netns {} up, veth {} ({}) <-> eth0 ({})", ingress.name, netns.name(), veth,
+                 to_string(host_end.mac), to_string(ingress_end.mac));
+    running_.insert_or_assign(ingress.name, std::move(netns));
+    return IngressEndpoint{host_end.ifindex, host_end.mac, ingress_end.mac};
+  } catch (...) {
+    host_.delete_link(veth); // the netns goes with the NamedNetns handle
+    throw;
+  }
+}
+
+void StaticRuntime::stop(const std::string& ingress_name) {
+  auto found = running_.find(ingress_name);
+  if (found == running_.end()) return;
+  host_.delete_link(host_veth_name(ingress_name)); // takes eth0 inside and the routes along
+  running_.erase(found);                            // removes the netns name
+  spdlog::info("ingress {}: removed", ingress_name);
+}
+
+} // namespace xdpfwd
