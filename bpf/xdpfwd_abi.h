@@ -29,20 +29,24 @@ struct xdpfwd_service_value {
 struct xdpfwd_service_stats {
 	__u64 packets; /* redirected towards the ingress */
 	__u64 bytes; /* of those, whole frames as received, VLAN tags included */
-	__u64 redirect_errors; /* the ingress veth was missing from ingress_devs: dropped */
+	__u64 redirect_errors; /* not redirected (the ingress veth missing from ingress_devs): dropped */
 	__u64 malformed; /* addressed to this service IP but malformed: dropped */
 };
 
-/* Why a frame was counted in the per-CPU array "malformed". Frames whose destination address
- * cannot be read are passed to the stack untouched (they may not be ours); frames that are
- * addressed to a service IP but malformed are dropped. */
+/* Why a frame was counted in the per-CPU array "malformed" (XDPFWD_MALFORMED_REASONS entries
+ * of __u64). Frames whose destination address cannot be read are passed to the stack untouched
+ * (they may not be ours); frames that are addressed to a service IP but whose IP header is
+ * inconsistent with itself or with the frame are dropped, and also counted in the service's
+ * malformed counter. Only consistency is checked here: checksums, TTL, fragments, protocols and
+ * the like are the ingress inspector's business. New reasons are only ever appended. */
 enum xdpfwd_malformed_reason {
 	XDPFWD_MALFORMED_L2_TRUNCATED = 0, /* Ethernet or VLAN header cut short: passed */
 	XDPFWD_MALFORMED_VLAN_TOO_DEEP, /* more than XDPFWD_MAX_VLAN_DEPTH tags: passed */
-	XDPFWD_MALFORMED_L3_TRUNCATED, /* IP header cut short before the destination: passed */
-	XDPFWD_MALFORMED_IPV4_HEADER, /* service IP, bad version or IHL, options cut short: dropped */
-	XDPFWD_MALFORMED_IPV4_LENGTH, /* service IP, total length beyond the frame: dropped */
+	XDPFWD_MALFORMED_L3_TRUNCATED, /* fixed IPv4/IPv6 header cut short (so its destination): passed */
+	XDPFWD_MALFORMED_IPV4_HEADER, /* service IP, version not 4, IHL < 5, options cut short: dropped */
+	XDPFWD_MALFORMED_IPV4_LENGTH, /* service IP, total length beyond the frame or < IHL * 4: dropped */
 	XDPFWD_MALFORMED_IPV6_LENGTH, /* service IP, payload length beyond the frame: dropped */
+	XDPFWD_MALFORMED_IPV6_HEADER, /* service IP, version not 6: dropped */
 	XDPFWD_MALFORMED_REASONS,
 };
 

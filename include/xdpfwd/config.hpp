@@ -43,12 +43,13 @@ struct Overlay {
 
 struct AllowRule {
   Protocol protocol = Protocol::Tcp;
-  std::vector<std::uint16_t> ports; // empty: every port (always empty for icmp)
+  std::vector<std::uint16_t> ports; // sorted, no repeats, "low-high" ranges expanded; empty: every
+                                    // port (always empty for icmp, which also covers ICMPv6)
 };
 
 struct RateLimit {
   std::uint64_t packets_per_second_per_source = 0;
-  std::uint64_t burst = 0;
+  std::uint64_t burst = 0; // defaults to packets_per_second_per_source
 };
 
 struct Inspect {
@@ -58,6 +59,8 @@ struct Inspect {
   std::optional<RateLimit> rate_limit;
 };
 
+// Used when an ingress has more than one service; then at least one port list is non-empty.
+// A port is in one list at most.
 struct DomainRouting {
   std::vector<std::uint16_t> tls_ports;
   std::vector<std::uint16_t> http_ports;
@@ -83,7 +86,7 @@ struct Replica {
 };
 
 struct Service {
-  std::string name;
+  std::string name; // 1-63 of [A-Za-z0-9_.-], unique across the whole config (metrics label it)
   std::vector<std::string> domains; // lower case; "*.example.test" wildcards allowed
   LbRule lb = LbRule::Maglev;
   ClientIp client_ip = ClientIp::Nat;
@@ -124,10 +127,21 @@ struct Config {
 struct Error {
   std::string path;
   std::string message;
+
+  friend bool operator==(const Error&, const Error&) = default;
 };
 
 // "ingresses[1].service_ips[0]: \"198.18.0.300\" is not an IP address"
 std::string to_string(const Error& error);
+
+// The names the config file uses for each value ("auto", "round_robin", ...).
+std::string_view to_string(XdpMode value);
+std::string_view to_string(Runtime value);
+std::string_view to_string(LbRule value);
+std::string_view to_string(ClientIp value);
+std::string_view to_string(FragmentPolicy value);
+std::string_view to_string(Protocol value);
+std::string_view to_string(HealthCheckType value);
 
 struct ParseResult {
   std::optional<Config> config; // set only when errors is empty

@@ -14,4 +14,15 @@ bool stderr_is_journal();
 // Routes libbpf's and libxdp's messages (verifier logs included) into the log.
 void route_bpf_library_logs();
 
+// While one exists, libbpf's and libxdp's warnings are logged at debug level: for attempts whose
+// failure is expected and explained by the caller (libxdp trying its dispatcher where the kernel
+// refuses freplace programs prints a misleading "try raising ulimit -l").
+class QuietBpfLibraryWarnings {
+public:
+  QuietBpfLibraryWarnings();
+  ~QuietBpfLibraryWarnings();
+  QuietBpfLibraryWarnings(const QuietBpfLibraryWarnings&) = delete;
+  QuietBpfLibraryWarnings& operator=(const QuietBpfLibraryWarnings&) = delete;
+};
+
 } // namespace xdpfwd

@@ -23,6 +23,17 @@ struct LinkInfo {
   std::string name;
   MacAddress mac{};
   unsigned flags = 0; // IFF_*
+  unsigned mtu = 0;
+};
+
+// A VXLAN device: its UDP socket lives in the namespace of the Netlink that creates it (the
+// underlay), the device itself wherever the caller puts it (an ingress netns).
+struct VxlanSpec {
+  std::string name;
+  std::uint32_t vni = 0;
+  std::optional<boost::asio::ip::address> local; // underlay source address
+  int underlay_ifindex = 0;                      // 0: none; else the MTU follows it
+  std::uint16_t port = 4789;                     // IANA VXLAN port
 };
 
 // Routes the daemon installs carry this protocol number, so they can be told apart from others.
@@ -42,12 +53,21 @@ public:
 
   std::optional<LinkInfo> find_link(const std::string& name);
   LinkInfo link(const std::string& name); // throws ENODEV if absent
+  LinkInfo link(int ifindex);
+  // The link that holds `address`, if any.
+  std::optional<LinkInfo> find_link_with_address(const boost::asio::ip::address& address);
 
   // A veth pair: `name` here, `peer_name` created directly inside peer_netns_fd.
   void create_veth(const std::string& name, const std::string& peer_name, int peer_netns_fd);
+  // Creates spec in this namespace and moves the device into target_netns_fd at once.
+  void create_vxlan(const VxlanSpec& spec, int target_netns_fd);
+  // Sends the VXLAN device's broadcast, unknown-unicast and multicast frames to vtep as well
+  // (an all-zeros FDB entry, like `bridge fdb append 00:00:00:00:00:00 dst VTEP`).
+  void add_vxlan_remote(const LinkInfo& vxlan, const boost::asio::ip::address& vtep);
   // Deletes a link (a veth takes its peer along); false if there was none.
   bool delete_link(const std::string& name);
   void set_up(const LinkInfo& link);
+  void set_mtu(const LinkInfo& link, unsigned mtu);
 
   // An address on a link; nodad skips IPv6 duplicate address detection (usable at once).
   void add_address(const LinkInfo& link, const boost::asio::ip::address& address, int prefix_len,

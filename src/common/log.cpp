@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <xdp/libxdp.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,8 @@ public:
   }
 };
 
+std::atomic<int> quiet_warnings{0};
+
 // libbpf and libxdp print whole lines (with their own newline) through a printf-style callback.
 template <typename Level>
 int print_library_line(Level level, const char* library, const char* format, va_list args) {
@@ -36,7 +39,7 @@ int print_library_line(Level level, const char* library, const char* format, va_
   std::string_view text(line);
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   spdlog::level::level_enum spdlog_level = spdlog::level::debug;
-  if (static_cast<int>(level) == 0) spdlog_level = spdlog::level::warn; // LIBBPF_WARN, LIBXDP_WARN
+  if (static_cast<int>(level) == 0 && quiet_warnings == 0) spdlog_level = spdlog::level::warn; // LIBBPF_WARN, LIBXDP_WARN
   spdlog::log(spdlog_level, "{}: {}", library, text);
   return 0;
 }
@@ -75,6 +78,9 @@ void setup_logging(const std::string& level) {
   logger->flush_on(spdlog::level::trace); // the log is the operator's record: no line may be lost
   spdlog::set_default_logger(std::move(logger));
 }
+
+QuietBpfLibraryWarnings::QuietBpfLibraryWarnings() { ++quiet_warnings; }
+QuietBpfLibraryWarnings::~QuietBpfLibraryWarnings() { --quiet_warnings; }
 
 void route_bpf_library_logs() {
   libbpf_set_print(print_libbpf);

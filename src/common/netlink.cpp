@@ -35,12 +35,23 @@ void put_address(nlmsghdr* message, uint16_t type, const address& ip) {
   }
 }
 
+// A request; dumps get no NLM_F_ACK, whose extra answer after NLMSG_DONE would be left unread.
 nlmsghdr* start(std::vector<char>& buffer, uint16_t type, uint16_t flags) {
   buffer.assign(kBufferSize, 0);
   nlmsghdr* message = mnl_nlmsg_put_header(buffer.data());
   message->nlmsg_type = type;
-  message->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  message->nlmsg_flags = NLM_F_REQUEST | flags | ((flags & NLM_F_DUMP) == NLM_F_DUMP ? 0 : NLM_F_ACK);
   return message;
+}
+
+// mnl_attr_for_each is a C macro; spelled out for C++'s stricter pointer conversions.
+template <typename Fn>
+void for_each_attribute(const nlmsghdr* message, size_t header_size, Fn&& fn) {
+  const auto* end = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
+  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, header_size));
+       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
+       attribute = mnl_attr_next(attribute))
+    fn(attribute);
 }
 
 int parse_link(const nlmsghdr* message, void* data) {
@@ -48,11 +59,7 @@ int parse_link(const nlmsghdr* message, void* data) {
   const auto* info = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(message));
   link->ifindex = info->ifi_index;
   link->flags = info->ifi_flags;
-  // mnl_attr_for_each is a C macro; spelled out here for C++'s stricter pointer conversions.
-  const auto* end = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
-  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, sizeof(*info)));
-       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
-       attribute = mnl_attr_next(attribute)) {
+  for_each_attribute(message, sizeof(*info), [&](const nlattr* attribute) {
     switch (mnl_attr_get_type(attribute)) {
     case IFLA_IFNAME:
       link->name = mnl_attr_get_str(attribute);
@@ -61,8 +68,40 @@ int parse_link(const nlmsghdr* message, void* data) {
       if (mnl_attr_get_payload_len(attribute) == link->mac.size())
         std::memcpy(link->mac.data(), mnl_attr_get_payload(attribute), link->mac.size());
       break;
+    case IFLA_MTU:
+      link->mtu = mnl_attr_get_u32(attribute);
+      break;
     }
-  }
+  });
+  return MNL_CB_OK;
+}
+
+// Dump callback of RTM_GETADDR: finds the ifindex that holds AddressSearch::wanted.
+struct AddressSearch {
+  address wanted;
+  int ifindex = 0;
+};
+
+int match_address(const nlmsghdr* message, void* data) {
+  auto* search = static_cast<AddressSearch*>(data);
+  const auto* info = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(message));
+  for_each_attribute(message, sizeof(*info), [&](const nlattr* attribute) {
+    if (mnl_attr_get_type(attribute) != IFA_LOCAL && mnl_attr_get_type(attribute) != IFA_ADDRESS) return;
+    const auto* bytes = static_cast<const unsigned char*>(mnl_attr_get_payload(attribute));
+    address found;
+    if (info->ifa_family == AF_INET && mnl_attr_get_payload_len(attribute) == 4) {
+      boost::asio::ip::address_v4::bytes_type v4;
+      std::memcpy(v4.data(), bytes, v4.size());
+      found = boost::asio::ip::address_v4(v4);
+    } else if (info->ifa_family == AF_INET6 && mnl_attr_get_payload_len(attribute) == 16) {
+      boost::asio::ip::address_v6::bytes_type v6;
+      std::memcpy(v6.data(), bytes, v6.size());
+      found = boost::asio::ip::address_v6(v6);
+    } else {
+      return;
+    }
+    if (found == search->wanted) search->ifindex = static_cast<int>(info->ifa_index);
+  });
   return MNL_CB_OK;
 }
 
@@ -135,6 +174,62 @@ LinkInfo Netlink::link(const std::string& name) {
   return *found;
 }
 
+LinkInfo Netlink::link(int ifindex) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_GETLINK, 0);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  info->ifi_index = ifindex;
+  LinkInfo link;
+  transact(request, "look up link #" + std::to_string(ifindex), parse_link, &link);
+  return link;
+}
+
+std::optional<LinkInfo> Netlink::find_link_with_address(const address& ip) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_GETADDR, NLM_F_DUMP);
+  auto* info = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifaddrmsg)));
+  info->ifa_family = family_of(ip);
+  AddressSearch search{ip};
+  transact(request, "list addresses", match_address, &search);
+  if (search.ifindex == 0) return std::nullopt;
+  return link(search.ifindex);
+}
+
+void Netlink::create_vxlan(const VxlanSpec& spec, int target_netns_fd) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(request, IFLA_IFNAME, spec.name.c_str());
+  mnl_attr_put_u32(request, IFLA_NET_NS_FD, static_cast<uint32_t>(target_netns_fd));
+  nlattr* link_info = mnl_attr_nest_start(request, IFLA_LINKINFO);
+  mnl_attr_put_strz(request, IFLA_INFO_KIND, "vxlan");
+  nlattr* data = mnl_attr_nest_start(request, IFLA_INFO_DATA);
+  mnl_attr_put_u32(request, IFLA_VXLAN_ID, spec.vni);
+  if (spec.local) put_address(request, spec.local->is_v4() ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, *spec.local);
+  if (spec.underlay_ifindex != 0) mnl_attr_put_u32(request, IFLA_VXLAN_LINK, static_cast<uint32_t>(spec.underlay_ifindex));
+  mnl_attr_put_u16(request, IFLA_VXLAN_PORT, htons(spec.port));
+  mnl_attr_put_u8(request, IFLA_VXLAN_LEARNING, 1); // replicas' MACs are learned from their frames
+  mnl_attr_nest_end(request, data);
+  mnl_attr_nest_end(request, link_info);
+  transact(request, "create vxlan " + spec.name + " (vni " + std::to_string(spec.vni) + ")");
+}
+
+void Netlink::add_vxlan_remote(const LinkInfo& vxlan, const address& vtep) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND);
+  auto* neighbor = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ndmsg)));
+  neighbor->ndm_family = AF_BRIDGE;
+  neighbor->ndm_ifindex = vxlan.ifindex;
+  neighbor->ndm_state = NUD_PERMANENT | NUD_NOARP;
+  neighbor->ndm_flags = NTF_SELF;
+  const MacAddress all_zeros{};
+  mnl_attr_put(request, NDA_LLADDR, all_zeros.size(), all_zeros.data());
+  put_address(request, NDA_DST, vtep);
+  transact(request, "add remote VTEP " + vtep.to_string() + " to " + vxlan.name);
+}
+
 void Netlink::create_veth(const std::string& name, const std::string& peer_name, int peer_netns_fd) {
   std::vector<char> buffer;
   nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
@@ -178,6 +273,16 @@ void Netlink::set_up(const LinkInfo& link) {
   info->ifi_flags = IFF_UP;
   info->ifi_change = IFF_UP;
   transact(request, "set link " + link.name + " up");
+}
+
+void Netlink::set_mtu(const LinkInfo& link, unsigned mtu) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWLINK, 0);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  info->ifi_index = link.ifindex;
+  mnl_attr_put_u32(request, IFLA_MTU, mtu);
+  transact(request, "set mtu " + std::to_string(mtu) + " on " + link.name);
 }
 
 void Netlink::add_address(const LinkInfo& link, const address& ip, int prefix_len, bool nodad) {

@@ -60,6 +60,7 @@ std::string_view malformed_reason_name(int reason) {
   case XDPFWD_MALFORMED_IPV4_HEADER: return "ipv4_header";
   case XDPFWD_MALFORMED_IPV4_LENGTH: return "ipv4_length";
   case XDPFWD_MALFORMED_IPV6_LENGTH: return "ipv6_length";
+  case XDPFWD_MALFORMED_IPV6_HEADER: return "ipv6_header";
   default: return "unknown";
   }
 }

@@ -1,7 +1,7 @@
 #include "daemon.hpp"
 
+#include "counters.hpp"
 #include "static_runtime.hpp"
-#include "xdpfwd/xdp_maps.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -34,11 +34,10 @@ void Daemon::bring_up() {
     for (const auto& ip : ingress.service_ips) {
       xdpfwd_service_value target{};
       target.ifindex = static_cast<__u32>(endpoint.host_ifindex);
-      target.stats_index = static_cast<__u32>(service_ips_.size());
+      target.stats_index = service_ip_count_++;
       std::memcpy(target.dst_mac, endpoint.ingress_mac.data(), sizeof(target.dst_mac));
       std::memcpy(target.src_mac, endpoint.host_mac.data(), sizeof(target.src_mac));
       host_xdp_->set_service(ip, target);
-      service_ips_.push_back({ingress.name, ip, target.stats_index});
       spdlog::info("ingress {}: service IP {} -> {}", ingress.name, ip.to_string(),
                    StaticRuntime::host_veth_name(ingress.name));
     }
@@ -47,16 +46,15 @@ void Daemon::bring_up() {
 }
 
 void Daemon::log_counters() const {
-  for (const auto& service : service_ips_) {
-    const auto counters = read_service_counters(host_xdp_->service_stats_fd(), service.stats_index);
-    spdlog::info("ingress {}: service IP {}: {} packets, {} bytes, {} redirect errors, {} malformed",
-                 service.ingress, service.address.to_string(), counters.packets, counters.bytes,
-                 counters.redirect_errors, counters.malformed);
-  }
-  const auto malformed = read_malformed_counters(host_xdp_->malformed_fd());
+  const Counters counters = collect_counters(config_, host_xdp_->services_fd(), host_xdp_->service_stats_fd(),
+                                             host_xdp_->malformed_fd());
+  for (const auto& service : counters.services)
+    spdlog::info("ingress {}: service IP {}: {} packets, {} bytes, {} redirect errors, {} malformed", service.ingress,
+                 service.address.to_string(), service.counters.packets, service.counters.bytes,
+                 service.counters.redirect_errors, service.counters.malformed);
   for (int reason = 0; reason < XDPFWD_MALFORMED_REASONS; ++reason)
-    if (malformed[reason] != 0)
-      spdlog::info("malformed frames ({}): {}", malformed_reason_name(reason), malformed[reason]);
+    if (counters.malformed[reason] != 0)
+      spdlog::info("malformed frames ({}): {}", malformed_reason_name(reason), counters.malformed[reason]);
 }
 
 int Daemon::run() {
@@ -83,7 +81,7 @@ int Daemon::run() {
     return 1;
   }
   sd_notify(0, "READY=1\nSTATUS=forwarding");
-  spdlog::info("ready: {} ingresses, {} service IPs", config_.ingresses.size(), service_ips_.size());
+  spdlog::info("ready: {} ingresses, {} service IPs", config_.ingresses.size(), service_ip_count_);
   io.run();
 
   sd_notify(0, "STOPPING=1");

@@ -19,20 +19,13 @@ public:
   int run();
 
 private:
-  // One service IP in the XDP maps, for counters and clean-up.
-  struct ServiceIp {
-    std::string ingress;
-    config::IpAddress address;
-    std::uint32_t stats_index;
-  };
-
   void bring_up();
   void log_counters() const;
 
   config::Config config_;
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;
-  std::vector<ServiceIp> service_ips_;
+  std::uint32_t service_ip_count_ = 0; // also the next free slot in service_stats
 };
 
 } // namespace xdpfwd

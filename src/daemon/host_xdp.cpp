@@ -1,5 +1,6 @@
 #include "host_xdp.hpp"
 
+#include "xdpfwd/log.hpp"
 #include "xdpfwd/system_error.hpp"
 #include "xdpfwd/xdp_maps.hpp"
 #include "xdpfwd_bpf.skel.h"
@@ -131,7 +132,11 @@ void HostXdp::attach(const config::Interface& interface) {
   if (const long error = libxdp_get_error(program); error != 0)
     throw_errno(static_cast<int>(-error), "clone the xdpfwd program for " + name);
 
-  auto try_attach = [&](xdp_attach_mode mode) { return xdp_program__attach(program, ifindex, mode, 0); };
+  auto try_attach = [&](xdp_attach_mode mode) {
+    // libxdp tries its dispatcher first; where that fails, warn_if_alone() says what it means.
+    QuietBpfLibraryWarnings quiet;
+    return xdp_program__attach(program, ifindex, mode, 0);
+  };
   xdp_attach_mode mode = interface.xdp_mode == config::XdpMode::Generic ? XDP_MODE_SKB : XDP_MODE_NATIVE;
   int error = try_attach(mode);
   if (error < 0 && interface.xdp_mode == config::XdpMode::Auto) {
@@ -211,6 +216,7 @@ void HostXdp::remove_ingress_dev(int ifindex) {
     throw_errno("remove ifindex " + std::to_string(ifindex) + " from the ingress_devs map");
 }
 
+int HostXdp::services_fd() const { return bpf_map__fd(skeleton_->maps.services); }
 int HostXdp::service_stats_fd() const { return bpf_map__fd(skeleton_->maps.service_stats); }
 int HostXdp::malformed_fd() const { return bpf_map__fd(skeleton_->maps.malformed); }
 

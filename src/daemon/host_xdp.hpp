@@ -34,6 +34,7 @@ public:
   void add_ingress_dev(int ifindex);
   void remove_ingress_dev(int ifindex);
 
+  int services_fd() const;
   int service_stats_fd() const;
   int malformed_fd() const;
   const std::filesystem::path& pin_dir() const { return pin_dir_; }

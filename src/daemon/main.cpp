@@ -1,5 +1,6 @@
 // xdpfwd: the host daemon. `xdpfwd --config FILE` runs it in the foreground (systemd Type=notify);
 // `xdpfwd --check --config FILE` validates a file, one line per error, like `nginx -t`.
+#include "counters.hpp"
 #include "daemon.hpp"
 #include "xdpfwd/config.hpp"
 #include "xdpfwd/log.hpp"
@@ -14,9 +15,10 @@ namespace {
 constexpr const char* kDefaultConfig = "/etc/xdpfwd/services.json";
 
 void print_usage(std::ostream& out) {
-  out << "usage: xdpfwd [--config FILE] [--check]\n"
+  out << "usage: xdpfwd [--config FILE] [--check | --counters]\n"
          "  --config FILE  services file (default " << kDefaultConfig << ")\n"
          "  --check        validate FILE and exit: 0 if valid, 1 with one line per error\n"
+         "  --counters     print the XDP counters per service IP of the daemon running with FILE\n"
          "  --version      print the version\n";
 }
 
@@ -28,6 +30,14 @@ int check(const std::string& file) {
     return 1;
   }
   std::cout << "xdpfwd: configuration file " << file << " test is successful\n";
+  return 0;
+}
+
+int print_counters(const std::string& file) {
+  const auto result = xdpfwd::config::load_file(file);
+  for (const auto& error : result.errors) std::cerr << "xdpfwd: " << file << ": " << to_string(error) << "\n";
+  if (!result.errors.empty()) return 1;
+  std::cout << xdpfwd::format_counters(xdpfwd::read_pinned_counters(*result.config));
   return 0;
 }
 
@@ -49,13 +59,15 @@ int run(const std::string& file) {
 
 int main(int argc, char** argv) {
   std::string config_file = kDefaultConfig;
-  bool check_only = false;
+  enum class Mode { Run, Check, Counters } mode = Mode::Run;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
       config_file = argv[++i];
     } else if (arg == "--check" || arg == "-t") {
-      check_only = true;
+      mode = Mode::Check;
+    } else if (arg == "--counters") {
+      mode = Mode::Counters;
     } else if (arg == "--help" || arg == "-h") {
       print_usage(std::cout);
       return 0;
@@ -69,7 +81,12 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    return check_only ? check(config_file) : run(config_file);
+    switch (mode) {
+    case Mode::Check: return check(config_file);
+    case Mode::Counters: return print_counters(config_file);
+    case Mode::Run: return run(config_file);
+    }
+    return 1;
   } catch (const std::exception& error) {
     std::cerr << "xdpfwd: " << error.what() << "\n";
     return 1;

@@ -33,6 +33,20 @@ void attach_pass_program(int ifindex, const std::string& where) {
                "attach the ingress XDP program to " + where);
 }
 
+// IPv6 forwarding is one switch for the whole host, except since Linux 6.17, which has a
+// per-interface force_forwarding. Older kernels need net.ipv6.conf.all.forwarding=1 from the
+// operator for IPv6 replies; xdpfwd does not turn the whole host into a router by itself.
+void enable_ipv6_forwarding_from(const std::string& veth, const std::string& ingress) {
+  try {
+    write_sysctl("net/ipv6/conf/" + veth + "/force_forwarding", "1");
+  } catch (const std::system_error& error) {
+    if (error.code().value() != ENOENT) throw;
+    spdlog::warn("ingress {}: this kernel has no net.ipv6.conf.{}.force_forwarding (Linux < 6.17): IPv6 replies "
+                 "leave the ingress only if net.ipv6.conf.all.forwarding=1",
+                 ingress, veth);
+  }
+}
+
 } // namespace
 
 StaticRuntime::StaticRuntime() : host_(Netlink::open()) {}
@@ -71,6 +85,7 @@ IngressEndpoint StaticRuntime::start(const config::Ingress& ingress) {
     // Replies of the ingress leave through the host's stack: forwarding only for what arrives
     // on this veth (IPv4 checks the input device), not for the whole host.
     write_sysctl("net/ipv4/conf/" + veth + "/forwarding", "1");
+    enable_ipv6_forwarding_from(veth, ingress.name);
     for (const auto& ip : ingress.service_ips) host_.add_route(host_end, ip, host_prefix(ip));
 
     Netlink inside = Netlink::open_in(netns.fd());
