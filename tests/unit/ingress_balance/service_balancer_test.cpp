@@ -1,0 +1,296 @@
+#include "service_balancer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/ip/address.hpp>
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace xdpfwd::ingress::balance {
+namespace {
+
+using namespace std::chrono_literals;
+
+config::IpAddress ip(const std::string& text) { return boost::asio::ip::make_address(text); }
+Address addr(const std::string& text) { return to_address(ip(text)); }
+
+FlowKey client(const std::string& src, std::uint16_t sport, IpProto proto = IpProto::Tcp,
+               const std::string& dst = "198.18.0.10") {
+  return FlowKey{.src = addr(src), .dst = addr(dst), .src_port = sport, .dst_port = 443, .proto = proto};
+}
+
+std::vector<config::Replica> replicas(int n, int first = 11) {
+  std::vector<config::Replica> out;
+  for (int i = first; i < first + n; ++i) out.push_back({ip("10.201.0." + std::to_string(i)), 1});
+  return out;
+}
+
+ServiceBalancerOptions nat_options(config::LbRule lb = config::LbRule::Maglev) {
+  return {.lb = lb,
+          .client_ip = config::ClientIp::Nat,
+          .overlay_v4 = addr("10.201.0.1"),
+          .overlay_v6 = std::nullopt,
+          .flows = {.capacity = 4096, .timeouts = {}},
+          .nat_ports = {},
+          .maglev_table_size = Maglev::kDefaultTableSize};
+}
+
+struct ServiceBalancerTest : ::testing::Test {
+  Timestamp now = 1000s;
+  ServiceBalancer::Decision packet(ServiceBalancer& s, const FlowKey& k, std::uint8_t flags = tcp_flag::kAck) {
+    return s.client_packet(k, hash(k), flags, now);
+  }
+  FlowEntry* reply(ServiceBalancer& s, const FlowKey& k, std::uint8_t flags = tcp_flag::kAck) {
+    return s.reply_packet(k, hash(k), flags, now);
+  }
+};
+
+TEST_F(ServiceBalancerTest, NatFlowGetsAPortAndItsRepliesFindIt) {
+  ServiceBalancer s(nat_options());
+  const auto reps = replicas(3);
+  s.sync(reps);
+  const FlowKey k = client("198.18.1.5", 40000);
+  const auto d = packet(s, k, tcp_flag::kSyn);
+  ASSERT_NE(d.flow, nullptr);
+  EXPECT_TRUE(d.created);
+  EXPECT_FALSE(d.drop);
+  const FlowEntry& e = *d.flow;
+  EXPECT_GE(e.nat_port, 20000);
+  EXPECT_LE(e.nat_port, 59999);
+  // What the replica's reply carries.
+  EXPECT_EQ(e.reverse.src, s.balancer().flow_address(e.replica));
+  EXPECT_EQ(e.reverse.src_port, 443);
+  EXPECT_EQ(e.reverse.dst, addr("10.201.0.1"));
+  EXPECT_EQ(e.reverse.dst_port, e.nat_port);
+  EXPECT_EQ(s.ports().in_use(e.replica, IpProto::Tcp), 1U);
+  EXPECT_EQ(s.balancer().active_flows(e.replica), 1U);
+
+  EXPECT_EQ(reply(s, e.reverse, tcp_flag::kSyn | tcp_flag::kAck), d.flow);
+  EXPECT_EQ(e.state, FlowState::Established);
+  const auto again = packet(s, k);
+  EXPECT_EQ(again.flow, d.flow);
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(s.counters().flows_created, 1U);
+}
+
+TEST_F(ServiceBalancerTest, PreserveKeepsTheClientAddressInTheReplyKey) {
+  auto o = nat_options();
+  o.client_ip = config::ClientIp::Preserve;
+  o.overlay_v4.reset();
+  ServiceBalancer s(o);
+  const auto reps = replicas(2);
+  s.sync(reps);
+  const FlowKey k = client("198.18.1.5", 40000, IpProto::Udp);
+  FlowEntry* e = packet(s, k, 0).flow;
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->nat_port, 0);
+  EXPECT_EQ(e->reverse.dst, k.src);
+  EXPECT_EQ(e->reverse.dst_port, 40000);
+  EXPECT_EQ(reply(s, e->reverse, 0), e);
+}
+
+TEST_F(ServiceBalancerTest, IcmpEchoIdentifierIsTranslatedLikeAPort) {
+  ServiceBalancer s(nat_options());
+  const auto reps = replicas(1);
+  s.sync(reps);
+  const FlowKey echo{.src = addr("198.18.1.5"), .dst = addr("198.18.0.10"), .src_port = 77,
+                     .dst_port = 0, .proto = IpProto::Icmp};
+  FlowEntry* e = packet(s, echo, 0).flow;
+  ASSERT_NE(e, nullptr);
+  const FlowKey echo_reply{.src = addr("10.201.0.11"), .dst = addr("10.201.0.1"), .src_port = 0,
+                           .dst_port = e->nat_port, .proto = IpProto::Icmp};
+  EXPECT_EQ(reply(s, echo_reply, 0), e);
+}
+
+TEST_F(ServiceBalancerTest, EstablishedFlowsKeepTheirReplicaWhileReplicasAreAdded) {
+  for (auto rule : {config::LbRule::Maglev, config::LbRule::RoundRobin, config::LbRule::Weighted,
+                    config::LbRule::LeastConn}) {
+    ServiceBalancer s(nat_options(rule));
+    auto reps = replicas(3);
+    s.sync(reps);
+    std::vector<FlowKey> keys;
+    std::map<int, ReplicaRef> before;
+    for (int i = 0; i < 500; ++i) {
+      keys.push_back(client("198.18.1." + std::to_string(i % 250), static_cast<std::uint16_t>(30000 + i)));
+      before[i] = packet(s, keys.back(), tcp_flag::kSyn).flow->replica;
+    }
+    for (int more = 14; more < 20; ++more) {
+      reps.push_back({ip("10.201.0." + std::to_string(more)), 1});
+      s.sync(reps);
+      for (int i = 0; i < 500; ++i) {
+        const auto d = packet(s, keys[i]);
+        ASSERT_NE(d.flow, nullptr);
+        EXPECT_EQ(d.flow->replica, before[i]) << static_cast<int>(rule);
+        EXPECT_FALSE(d.moved);
+      }
+    }
+    EXPECT_EQ(s.counters().flows_moved, 0U);
+    // New flows do reach the new replicas.
+    std::map<std::uint32_t, int> slots;
+    for (int i = 0; i < 2000; ++i) ++slots[packet(s, client("198.18.2.1", static_cast<std::uint16_t>(i))).flow->replica.slot];
+    EXPECT_EQ(slots.size(), 9U) << static_cast<int>(rule);
+  }
+}
+
+TEST_F(ServiceBalancerTest, FlowsOfARemovedReplicaMoveOnTheirNextPacket) {
+  ServiceBalancer s(nat_options());
+  auto reps = replicas(4);
+  s.sync(reps);
+  const ReplicaRef victim = *s.balancer().find(ip("10.201.0.12"));
+  std::vector<FlowKey> keys;
+  std::vector<FlowEntry> before;
+  for (int i = 0; i < 400; ++i) {
+    keys.push_back(client("198.18.1.7", static_cast<std::uint16_t>(10000 + i)));
+    FlowEntry* e = packet(s, keys.back(), tcp_flag::kSyn).flow;
+    reply(s, e->reverse, tcp_flag::kSyn | tcp_flag::kAck);
+    before.push_back(*e);
+  }
+  const std::uint64_t on_victim = s.balancer().active_flows(victim);
+  ASSERT_GT(on_victim, 50U);
+
+  reps.erase(reps.begin() + 1); // 10.201.0.12 leaves
+  s.sync(reps);
+  std::uint64_t moved = 0;
+  for (int i = 0; i < 400; ++i) {
+    // Replies from the departed replica are no longer forwarded.
+    if (before[i].replica == victim) {
+      EXPECT_EQ(reply(s, before[i].reverse), nullptr);
+    }
+    const auto d = packet(s, keys[i]);
+    ASSERT_NE(d.flow, nullptr);
+    EXPECT_NE(d.flow->replica, victim);
+    if (before[i].replica == victim) {
+      EXPECT_TRUE(d.moved);
+      ++moved;
+      EXPECT_EQ(reply(s, d.flow->reverse), d.flow); // the new replica's replies find it
+      EXPECT_EQ(d.flow->state, FlowState::Established);
+    } else {
+      EXPECT_FALSE(d.moved);
+      EXPECT_EQ(d.flow->replica, before[i].replica);
+      EXPECT_EQ(d.flow->nat_port, before[i].nat_port);
+    }
+  }
+  EXPECT_EQ(moved, on_victim);
+  EXPECT_EQ(s.counters().flows_moved, on_victim);
+  // Accounting followed the moves.
+  std::uint64_t total = 0;
+  for (std::uint32_t slot : s.balancer().eligible()) total += s.balancer().active_flows(s.balancer().current(slot));
+  EXPECT_EQ(total, 400U);
+  EXPECT_EQ(s.flows().size(), 400U);
+}
+
+TEST_F(ServiceBalancerTest, DownReplicaLosesItsFlowsDrainedKeepsThem) {
+  ServiceBalancer s(nat_options(config::LbRule::RoundRobin));
+  const auto reps = replicas(2);
+  s.sync(reps);
+  const ReplicaRef a = *s.balancer().find(ip("10.201.0.11"));
+  const ReplicaRef b = *s.balancer().find(ip("10.201.0.12"));
+  const FlowKey ka = client("198.18.1.1", 1000);
+  const FlowKey kb = client("198.18.1.1", 1001);
+  ASSERT_EQ(packet(s, ka).flow->replica, a);
+  ASSERT_EQ(packet(s, kb).flow->replica, b);
+
+  s.balancer().set_weight(a, 0); // drained
+  EXPECT_EQ(packet(s, ka).flow->replica, a);
+  EXPECT_EQ(packet(s, client("198.18.1.1", 1002)).flow->replica, b);
+
+  // b down: its flow must move, but the only other replica is drained and takes no new
+  // flows, so the flow is dropped and its entry and port released.
+  s.balancer().set_healthy(b, false);
+  const auto d = packet(s, kb);
+  EXPECT_EQ(d.flow, nullptr);
+  EXPECT_EQ(d.drop, DropReason::NoReplica);
+  EXPECT_EQ(s.counters().drops[static_cast<int>(DropReason::NoReplica)], 1U);
+  EXPECT_EQ(s.ports().in_use(b, IpProto::Tcp), 1U); // 1002 still there, kb's port returned
+  s.balancer().set_weight(a, 1);
+  const auto again = packet(s, kb);
+  ASSERT_NE(again.flow, nullptr);
+  EXPECT_TRUE(again.created);
+  EXPECT_EQ(again.flow->replica, a);
+}
+
+TEST_F(ServiceBalancerTest, NoReplicasMeansDrops) {
+  ServiceBalancer s(nat_options());
+  const auto d = packet(s, client("198.18.1.1", 1));
+  EXPECT_EQ(d.drop, DropReason::NoReplica);
+  EXPECT_STREQ(to_string(*d.drop), "no_replica");
+  EXPECT_EQ(s.flows().size(), 0U);
+}
+
+TEST_F(ServiceBalancerTest, ExhaustedNatPortsAreCountedDrops) {
+  auto o = nat_options();
+  o.nat_ports = {.first = 20000, .last = 20009};
+  ServiceBalancer s(o);
+  const auto reps = replicas(1);
+  s.sync(reps);
+  for (std::uint16_t i = 0; i < 10; ++i) ASSERT_NE(packet(s, client("198.18.1.1", i)).flow, nullptr);
+  const auto d = packet(s, client("198.18.1.1", 10));
+  EXPECT_EQ(d.drop, DropReason::NatPortsExhausted);
+  EXPECT_STREQ(to_string(*d.drop), "nat_ports_exhausted");
+  EXPECT_EQ(s.counters().drops[static_cast<int>(DropReason::NatPortsExhausted)], 1U);
+  EXPECT_EQ(s.ports().exhausted(), 1U);
+  // A flow that ends gives its port back.
+  now += 11s; // the SYN-less flows were Opening: 10 s
+  EXPECT_EQ(s.expire(now, 100), 10U);
+  EXPECT_NE(packet(s, client("198.18.1.1", 10)).flow, nullptr);
+}
+
+TEST_F(ServiceBalancerTest, FamilyProblemsAreNamedDrops) {
+  ServiceBalancer s(nat_options()); // no IPv6 overlay address
+  std::vector<config::Replica> reps = {{ip("fd00:201::11"), 1}};
+  s.sync(reps);
+  EXPECT_EQ(packet(s, client("198.18.1.1", 1)).drop, DropReason::FamilyMismatch);
+  const FlowKey v6{.src = addr("fd00:18::5"), .dst = addr("fd00:18::10"), .src_port = 1, .dst_port = 443,
+                   .proto = IpProto::Tcp};
+  EXPECT_EQ(packet(s, v6).drop, DropReason::NoOverlayAddress);
+  EXPECT_EQ(packet(s, FlowKey{.src = addr("fd00:18::5"), .dst = addr("fd00:18::10"),
+                               .proto = static_cast<IpProto>(47)}).drop,
+            DropReason::NoOverlayAddress);
+}
+
+TEST_F(ServiceBalancerTest, LeastConnSeesFlowsEndThroughTheTable) {
+  ServiceBalancer s(nat_options(config::LbRule::LeastConn));
+  const auto reps = replicas(2);
+  s.sync(reps);
+  const ReplicaRef a = *s.balancer().find(ip("10.201.0.11"));
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    FlowEntry* e = packet(s, client("198.18.1.1", i, IpProto::Udp), 0).flow;
+    ASSERT_NE(e, nullptr);
+  }
+  EXPECT_EQ(s.balancer().active_flows(a), 5U);
+  now += 31s;
+  EXPECT_EQ(s.expire(now, 100), 10U);
+  EXPECT_EQ(s.balancer().active_flows(a), 0U);
+  EXPECT_EQ(s.ports().in_use(a, IpProto::Udp), 0U);
+}
+
+// Eviction under a flood returns ports and flow counts like expiry does.
+TEST_F(ServiceBalancerTest, FloodEvictionReleasesPortsAndCounts) {
+  auto o = nat_options(config::LbRule::LeastConn);
+  o.flows.capacity = 256;
+  ServiceBalancer s(o);
+  const auto reps = replicas(4);
+  s.sync(reps);
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    FlowKey k = client("198.18.1.1", static_cast<std::uint16_t>(rng()), IpProto::Udp);
+    k.src[15] = static_cast<std::uint8_t>(rng());
+    now += 1ms;
+    ASSERT_NE(packet(s, k, 0).flow, nullptr);
+    ASSERT_LE(s.flows().size(), 256U);
+  }
+  std::uint64_t flows = 0, ports = 0;
+  for (std::uint32_t slot : s.balancer().eligible()) {
+    flows += s.balancer().active_flows(s.balancer().current(slot));
+    ports += s.ports().in_use(s.balancer().current(slot), IpProto::Udp);
+  }
+  EXPECT_EQ(flows, s.flows().size());
+  EXPECT_EQ(ports, s.flows().size());
+  EXPECT_GT(s.flows().evictions(), 0U);
+}
+
+} // namespace
+} // namespace xdpfwd::ingress::balance
