@@ -25,7 +25,7 @@ void Daemon::bring_up() {
   if (config_.runtime != config::Runtime::Static)
     throw std::runtime_error("runtime \"docker\" is not available in this version; use \"static\"");
   host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir);
-  runtime_ = std::make_unique<StaticRuntime>();
+  runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
 
   // Maps first, attach last: the program starts with every service in place.
   for (const auto& ingress : config_.ingresses) {

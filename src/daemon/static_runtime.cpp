@@ -49,7 +49,35 @@ void enable_ipv6_forwarding_from(const std::string& veth, const std::string& ing
 
 } // namespace
 
-StaticRuntime::StaticRuntime() : host_(Netlink::open()) {}
+StaticRuntime::StaticRuntime(std::optional<config::IpAddress> underlay_local)
+    : underlay_local_(std::move(underlay_local)), host_(Netlink::open()) {}
+
+// ovl0: the ingress's own VXLAN. Made from here so that its UDP socket stays on the host's
+// underlay, and placed straight into the ingress netns. With the underlay's link given, the
+// kernel sets its MTU to the underlay's minus the encapsulation (50 bytes over IPv4, 70 over
+// IPv6), so that encapsulated frames are never fragmented on the underlay.
+void StaticRuntime::create_overlay(const config::Ingress& ingress, int netns_fd, Netlink& inside) {
+  VxlanSpec spec{.name = kOverlayInterface, .vni = ingress.overlay.vni, .local = underlay_local_};
+  if (underlay_local_) {
+    const auto underlay = host_.find_link_with_address(*underlay_local_);
+    if (!underlay)
+      throw std::runtime_error("ingress " + ingress.name + ": underlay.local " + underlay_local_->to_string() +
+                               " is not an address of this host");
+    spec.underlay_ifindex = underlay->ifindex;
+  }
+  host_.create_vxlan(spec, netns_fd);
+
+  const LinkInfo overlay = inside.link(kOverlayInterface);
+  if (const auto& v4 = ingress.overlay.address) inside.add_address(overlay, v4->address(), v4->prefix_length());
+  if (const auto& v6 = ingress.overlay.address6) inside.add_address(overlay, v6->address(), v6->prefix_length());
+  for (const auto& vtep : ingress.overlay.remote_vteps) inside.add_vxlan_remote(overlay, vtep);
+  inside.set_up(overlay);
+  // The kernel's own connections (health checks, terminated TCP) take source ports above the
+  // inspector's NAT range, so the two never pick the same port.
+  run_in_netns(netns_fd, [] { write_sysctl("net/ipv4/ip_local_port_range", kKernelPortRange); });
+  spdlog::info("ingress {}: overlay {} vni {} mtu {}, {} remote VTEPs", ingress.name, kOverlayInterface,
+               ingress.overlay.vni, overlay.mtu, ingress.overlay.remote_vteps.size());
+}
 
 StaticRuntime::~StaticRuntime() {
   while (!running_.empty()) {
@@ -98,6 +126,7 @@ IngressEndpoint StaticRuntime::start(const config::Ingress& ingress) {
     inside.add_permanent_neighbor(ingress_end, kGateway6, host_end.mac);
     inside.add_route(ingress_end, make_address("::"), 0, kGateway6);
     run_in_netns(netns.fd(), [&] { attach_pass_program(ingress_end.ifindex, where + " eth0"); });
+    create_overlay(ingress, netns.fd(), inside);
 
     spdlog::info("ingress {}: netns {} up, veth {} ({}) <-> eth0 ({})", ingress.name, netns.name(), veth,
                  to_string(host_end.mac), to_string(ingress_end.mac));

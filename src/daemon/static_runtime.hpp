@@ -14,8 +14,11 @@ public:
   static std::string netns_name(const std::string& ingress) { return "xdpfwd-" + ingress; }
   static std::string host_veth_name(const std::string& ingress) { return "xf-" + ingress; }
   static constexpr const char* kIngressInterface = "eth0";
+  static constexpr const char* kOverlayInterface = "ovl0";
+  // Source ports of the ingress netns's own sockets; the inspector's NAT uses ports below.
+  static constexpr const char* kKernelPortRange = "60000 65535";
 
-  StaticRuntime();
+  explicit StaticRuntime(std::optional<config::IpAddress> underlay_local);
   ~StaticRuntime() override; // stops every ingress still running
 
   IngressEndpoint start(const config::Ingress& ingress) override;
@@ -23,6 +26,9 @@ public:
 
 private:
   void remove_leftover(const std::string& ingress_name);
+  void create_overlay(const config::Ingress& ingress, int netns_fd, Netlink& inside);
+
+  std::optional<config::IpAddress> underlay_local_;
   Netlink host_;
   std::map<std::string, NamedNetns> running_;
 };

@@ -88,6 +88,40 @@ lab_up() {
   lab_log "up: $client, $node1, $node2"
 }
 
+# lab_remote_overlay VNI: on node2, the far end of an ingress's overlay: a VXLAN device with
+# that VNI towards node1's underlay address, in a bridge that lab_replica plugs replicas into.
+lab_remote_overlay() {
+  local vni=$1 node2
+  node2=$(lab_ns node2)
+  ip -n "$node2" link add "vx$vni" type vxlan id "$vni" local 198.18.2.2 dstport 4789 dev u0
+  nsenter --net="/run/netns/$node2" bridge fdb append 00:00:00:00:00:00 dev "vx$vni" dst 198.18.2.1
+  ip -n "$node2" link add "br$vni" type bridge
+  ip -n "$node2" link set "vx$vni" master "br$vni" up
+  ip -n "$node2" link set "br$vni" up
+}
+
+# lab_replica NAME VNI ADDR/LEN [ADDR6/LEN]: a replica netns $LAB-NAME on node2's bridge of that
+# VNI. Its routes towards the lab's client ranges go via the ingress's overlay address (.1 / ::1
+# of its subnet), which is what client_ip "preserve" needs; with "nat" they are not used.
+lab_replica() {
+  local name=$1 vni=$2 address=$3 address6=${4:-}
+  local netns node2
+  netns=$(lab_ns "$name") node2=$(lab_ns node2)
+  ip netns add "$netns"
+  ip -n "$node2" link add "r-$name" type veth peer name eth0 netns "$netns"
+  ip -n "$node2" link set "r-$name" master "br$vni" up
+  ip -n "$netns" link set lo up
+  ip -n "$netns" addr add "$address" dev eth0
+  ip -n "$netns" link set eth0 up
+  ip -n "$netns" route add 198.18.0.0/15 via "${address%.*}.1"
+  if [[ -n $address6 ]]; then
+    ip -n "$netns" addr add "$address6" dev eth0 nodad
+    ip -n "$netns" -6 route add fd00:1::/64 via "${address6%::*}::1"
+  fi
+  # Like the client: complete checksums on the wire (see lab_up).
+  nsenter --net="/run/netns/$netns" ethtool -K eth0 tx off >/dev/null
+}
+
 # lab_bg NODE NAME CMD...: runs CMD in the background in NODE's namespace (a full netns name
 # when NODE contains a '-'); output to $LAB_DIR/NAME.log. Sets LAB_LAST_PID.
 lab_bg() {
@@ -160,7 +194,9 @@ lab_down() {
   LAB_PIDS=()
   lab_stop_daemon
   local netns
-  for netns in "${LAB_EXTRA_NETNS[@]}" "$(lab_ns client)" "$(lab_ns node1)" "$(lab_ns node2)"; do
+  # The lab's own namespaces all start with $LAB-: client, nodes and replicas.
+  for netns in "${LAB_EXTRA_NETNS[@]}" /run/netns/"$LAB"-*; do
+    netns=${netns#/run/netns/}
     [[ -e /run/netns/$netns ]] && ip netns delete "$netns"
   done
   [[ -n $LAB_PIN_DIR && -d $LAB_PIN_DIR ]] && rm -rf "$LAB_PIN_DIR"
