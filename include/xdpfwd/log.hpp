@@ -7,8 +7,9 @@
 
 namespace xdpfwd {
 
-// Throws std::invalid_argument for an unknown level name.
-void setup_logging(const std::string& level);
+// Throws std::invalid_argument for an unknown level name. A prefix ("ingress waf") starts
+// every line, for processes whose output shares the daemon's journal stream.
+void setup_logging(const std::string& level, const std::string& prefix = "");
 // Whether stderr is connected to the journal (JOURNAL_STREAM matches its device and inode).
 bool stderr_is_journal();
 // Routes libbpf's and libxdp's messages (verifier logs included) into the log.

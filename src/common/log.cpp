@@ -63,16 +63,18 @@ bool stderr_is_journal() {
   return ::fstat(STDERR_FILENO, &info) == 0 && info.st_dev == device && info.st_ino == inode;
 }
 
-void setup_logging(const std::string& level) {
+void setup_logging(const std::string& level, const std::string& prefix) {
   const auto parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off")
     throw std::invalid_argument("unknown log level \"" + level + "\"");
   auto logger = std::make_shared<spdlog::logger>("xdpfwd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  // spdlog patterns treat '%' specially; a prefix never has one (ingress names are [a-z0-9-]).
+  const std::string lead = prefix.empty() ? "" : prefix + ": ";
   if (stderr_is_journal())
-    formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*%v");
+    formatter->add_flag<SyslogPriorityFlag>('*').set_pattern("%*" + lead + "%v");
   else
-    formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ " + lead + "%v");
   logger->set_formatter(std::move(formatter));
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::trace); // the log is the operator's record: no line may be lost

@@ -13,11 +13,14 @@
 
 namespace xdpfwd {
 
-Daemon::Daemon(config::Config config) : config_(std::move(config)) {}
+Daemon::Daemon(config::Config config, nlohmann::json document)
+    : config_(std::move(config)), document_(std::move(document)) {}
 
-// Members go in reverse order: the XDP path first, so no frame is sent into a veth being removed.
+// The XDP path first, so no frame is sent into a veth being removed; then the inspectors, then
+// their namespaces.
 Daemon::~Daemon() {
   host_xdp_.reset();
+  inspectors_.reset();
   runtime_.reset();
 }
 
@@ -26,10 +29,14 @@ void Daemon::bring_up() {
     throw std::runtime_error("runtime \"docker\" is not available in this version; use \"static\"");
   host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir);
   runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
+  inspectors_ = std::make_unique<IngressSupervisor>(
+      io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
+  inspectors_->set_config(document_);
 
   // Maps first, attach last: the program starts with every service in place.
   for (const auto& ingress : config_.ingresses) {
     const IngressEndpoint endpoint = runtime_->start(ingress);
+    inspectors_->start(ingress.name, StaticRuntime::netns_name(ingress.name));
     host_xdp_->add_ingress_dev(endpoint.host_ifindex);
     for (const auto& ip : ingress.service_ips) {
       xdpfwd_service_value target{};
@@ -58,8 +65,7 @@ void Daemon::log_counters() const {
 }
 
 int Daemon::run() {
-  boost::asio::io_context io;
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  boost::asio::signal_set signals(io_, SIGTERM, SIGINT, SIGHUP);
   int exit_code = 0;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& error, int signal) {
@@ -70,7 +76,7 @@ int Daemon::run() {
           return;
         }
         spdlog::info("{}: shutting down", strsignal(signal));
-        io.stop();
+        io_.stop();
       };
   signals.async_wait(on_signal);
 
@@ -82,7 +88,7 @@ int Daemon::run() {
   }
   sd_notify(0, "READY=1\nSTATUS=forwarding");
   spdlog::info("ready: {} ingresses, {} service IPs", config_.ingresses.size(), service_ip_count_);
-  io.run();
+  io_.run();
 
   sd_notify(0, "STOPPING=1");
   try {

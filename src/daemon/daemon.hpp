@@ -4,7 +4,11 @@
 
 #include "host_xdp.hpp"
 #include "ingress_runtime.hpp"
+#include "ingress_supervisor.hpp"
 #include "xdpfwd/config.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <vector>
@@ -13,7 +17,8 @@ namespace xdpfwd {
 
 class Daemon {
 public:
-  explicit Daemon(config::Config config);
+  // document: the services.json that config was parsed from; each inspector gets it whole.
+  Daemon(config::Config config, nlohmann::json document);
   ~Daemon();
   // Returns the process exit code.
   int run();
@@ -23,8 +28,11 @@ private:
   void log_counters() const;
 
   config::Config config_;
+  nlohmann::json document_;
+  boost::asio::io_context io_;
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;
+  std::unique_ptr<IngressSupervisor> inspectors_;
   std::uint32_t service_ip_count_ = 0; // also the next free slot in service_stats
 };
 

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <iostream>
 #include <string_view>
 
@@ -52,7 +53,8 @@ int run(const std::string& file) {
   xdpfwd::setup_logging(result.config->log_level);
   xdpfwd::route_bpf_library_logs();
   spdlog::info("xdpfwd " XDPFWD_VERSION " starting with {}", file);
-  return xdpfwd::Daemon(std::move(*result.config)).run();
+  std::ifstream text(file);
+  return xdpfwd::Daemon(std::move(*result.config), nlohmann::json::parse(text)).run();
 }
 
 } // namespace

@@ -1,0 +1,206 @@
+#include "ingress_supervisor.hpp"
+
+#include "xdpfwd/control_client.hpp"
+#include "xdpfwd/ingress_control.hpp"
+#include "xdpfwd/netns.hpp"
+#include "xdpfwd/system_error.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+namespace xdpfwd {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kConfigureTimeout = 10s; // from the start of an inspector to its first answer
+constexpr auto kStopTimeout = 5s;
+constexpr auto kStableRun = 30s;        // an inspector that ran this long restarts at once
+constexpr auto kMaxBackoff = 30s;
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+// Waits for pid to end within timeout, then SIGKILLs it; reaps it.
+void terminate(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+    std::this_thread::sleep_for(20ms);
+  }
+  spdlog::warn("inspector pid {} ignored SIGTERM for {} s: SIGKILL", pid, kStopTimeout.count());
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
+
+} // namespace
+
+std::filesystem::path IngressSupervisor::default_binary() {
+  return std::filesystem::read_symlink("/proc/self/exe").parent_path() / "xdpfwd-ingress";
+}
+
+IngressSupervisor::IngressSupervisor(boost::asio::io_context& io, Settings settings)
+    : io_(io), settings_(std::move(settings)), child_signals_(io, SIGCHLD) {
+  if (!std::filesystem::exists(settings_.binary))
+    throw std::runtime_error("the ingress inspector " + settings_.binary.string() + " does not exist");
+  child_signals_.async_wait([this](const boost::system::error_code& error, int) {
+    if (!error) on_child_exit();
+  });
+}
+
+IngressSupervisor::~IngressSupervisor() {
+  child_signals_.cancel();
+  while (!children_.empty()) stop(children_.begin()->first);
+}
+
+std::filesystem::path IngressSupervisor::control_path(const std::string& name) const {
+  return ingress_control_path(settings_.control_socket, name);
+}
+
+std::filesystem::path IngressSupervisor::pid_path(const std::string& name) const {
+  return std::filesystem::path(settings_.control_socket).parent_path() / ("ingress-" + name + ".pid");
+}
+
+// A daemon that was killed leaves its inspectors running; the pid file names them.
+void IngressSupervisor::replace_leftover(const std::string& name) const {
+  std::ifstream file(pid_path(name));
+  pid_t pid = 0;
+  if (!(file >> pid) || pid <= 0) return;
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string first;
+  std::getline(cmdline, first, '\0');
+  if (std::filesystem::path(first).filename() != settings_.binary.filename()) return;
+  spdlog::warn("ingress {}: stopping the inspector (pid {}) a previous run left", name, pid);
+  ::kill(pid, SIGTERM);
+  for (int i = 0; i < 250 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(20ms);
+  if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+}
+
+void IngressSupervisor::spawn(Child& child) {
+  const UniqueFd netns = NamedNetns::open(child.netns);
+  const std::string binary = settings_.binary.string();
+  const std::string control = control_path(child.name).string();
+  std::vector<const char*> argv = {binary.c_str(), "--ingress", child.name.c_str(), "--control", control.c_str(),
+                                   "--log-level", settings_.log_level.c_str(), nullptr};
+  std::filesystem::remove(control); // so that configure() waits for the new inspector's socket
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("start the inspector of ingress " + child.name);
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    if (::setns(netns.get(), CLONE_NEWNET) < 0) ::_exit(126);
+    ::execv(argv[0], const_cast<char* const*>(argv.data()));
+    ::_exit(127);
+  }
+  child.pid = pid;
+  child.started = std::chrono::steady_clock::now();
+  std::ofstream(pid_path(child.name)) << pid << "\n";
+  spdlog::info("ingress {}: inspector started (pid {})", child.name, pid);
+}
+
+void IngressSupervisor::start(const std::string& name, const std::string& netns) {
+  replace_leftover(name);
+  Child& child = children_[name];
+  child.name = name;
+  child.netns = netns;
+  child.restart_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  spawn(child);
+  configure(name);
+}
+
+void IngressSupervisor::configure(const std::string& name) {
+  Child& child = children_.at(name);
+  const nlohmann::json request = {{"op", "configure"}, {"ingress", name}, {"config", document_}};
+  const auto deadline = std::chrono::steady_clock::now() + kConfigureTimeout;
+  // The inspector's socket appears once it runs: retry until then.
+  for (;;) {
+    try {
+      const auto answer = control_request(control_path(name), request, kConfigureTimeout);
+      if (!answer.value("ok", false))
+        throw std::runtime_error("ingress " + name + ": the inspector refused its configuration: " +
+                                 answer.value("error", std::string("no reason given")));
+      spdlog::info("ingress {}: inspector configured (pid {})", name, child.pid);
+      return;
+    } catch (const std::system_error& error) {
+      int status = 0;
+      if (::waitpid(child.pid, &status, WNOHANG) == child.pid) {
+        child.pid = 0;
+        throw std::runtime_error("ingress " + name + ": the inspector " + describe_exit(status) + " before taking its configuration");
+      }
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("ingress " + name + ": the inspector did not answer: " + error.what());
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+}
+
+nlohmann::json IngressSupervisor::status(const std::string& name) const {
+  try {
+    const auto answer = control_request(control_path(name), {{"op", "status"}}, 2s);
+    if (answer.value("ok", false)) return answer.at("status");
+    return {{"error", answer.value("error", std::string("no reason given"))}};
+  } catch (const std::exception& error) {
+    return {{"error", error.what()}};
+  }
+}
+
+void IngressSupervisor::stop(const std::string& name) {
+  auto found = children_.find(name);
+  if (found == children_.end()) return;
+  Child& child = found->second;
+  child.restart_timer->cancel();
+  if (child.pid > 0) {
+    terminate(child.pid);
+    spdlog::info("ingress {}: inspector stopped", name);
+  }
+  std::error_code ignored;
+  std::filesystem::remove(pid_path(name), ignored);
+  children_.erase(found);
+}
+
+void IngressSupervisor::on_child_exit() {
+  for (auto& [name, child] : children_) {
+    int status = 0;
+    if (child.pid <= 0 || ::waitpid(child.pid, &status, WNOHANG) != child.pid) continue;
+    child.pid = 0;
+    spdlog::error("ingress {}: inspector {}; traffic to its service IPs goes to the ingress's kernel until it is back",
+                  name, describe_exit(status));
+    schedule_restart(child);
+  }
+  child_signals_.async_wait([this](const boost::system::error_code& error, int) {
+    if (!error) on_child_exit();
+  });
+}
+
+// Back-off: 0.5 s, 1 s, 2 s, ... up to 30 s between attempts; at once again after a stable run.
+void IngressSupervisor::schedule_restart(Child& child) {
+  if (std::chrono::steady_clock::now() - child.started > kStableRun) child.restarts = 0;
+  const auto delay = std::min<std::chrono::milliseconds>(500ms * (1 << std::min(child.restarts, 6)), kMaxBackoff);
+  ++child.restarts;
+  spdlog::info("ingress {}: restarting the inspector in {} ms", child.name, delay.count());
+  child.restart_timer->expires_after(delay);
+  child.restart_timer->async_wait([this, name = child.name](const boost::system::error_code& error) {
+    if (error) return;
+    auto found = children_.find(name);
+    if (found == children_.end()) return;
+    try {
+      spawn(found->second);
+      configure(name);
+    } catch (const std::exception& failure) {
+      spdlog::error("ingress {}: restarting the inspector failed: {}", name, failure.what());
+      if (found->second.pid <= 0) schedule_restart(found->second);
+    }
+  });
+}
+
+} // namespace xdpfwd

@@ -1,0 +1,31 @@
+// The ingress's end of the control channel (include/xdpfwd/ingress_control.hpp): accepts the
+// daemon's connections on a unix socket and answers each JSON line with the handler's reply.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+
+namespace xdpfwd::ingress {
+
+class ControlServer {
+public:
+  // Called on the io_context's thread; may throw std::exception, answered as {"ok":false}.
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+
+  // Replaces a stale socket file at path; the socket is readable by root only.
+  ControlServer(boost::asio::io_context& io, std::filesystem::path path, Handler handler);
+  ~ControlServer();
+
+private:
+  void accept();
+
+  std::filesystem::path path_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  Handler handler_;
+};
+
+} // namespace xdpfwd::ingress

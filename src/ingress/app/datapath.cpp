@@ -1,0 +1,173 @@
+#include "datapath.hpp"
+
+#include "poller.hpp"
+#include "port_allocator.hpp"
+#include "xdpfwd/netlink.hpp"
+#include "xdpfwd/system_error.hpp"
+
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+
+namespace xdpfwd::ingress {
+namespace {
+
+constexpr std::size_t kBatch = 64;
+constexpr auto kPollTimeout = std::chrono::milliseconds(10);
+// Idle flows are swept, and unresolved replicas asked for again, this often.
+constexpr auto kHousekeepingInterval = std::chrono::milliseconds(100);
+
+balance::Timestamp now() {
+  return std::chrono::duration_cast<balance::Timestamp>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+packet::nat::Mac mac_of(const LinkInfo& link) {
+  packet::nat::Mac mac;
+  std::memcpy(mac.data(), link.mac.data(), mac.size());
+  return mac;
+}
+
+} // namespace
+
+DataPath::DataPath(const config::Ingress& ingress) {
+  Netlink netlink = Netlink::open();
+  const LinkInfo client = netlink.link(kClientInterface);
+  const LinkInfo overlay = netlink.link(kOverlayInterface);
+
+  // Replies to NAT'ed flows come back to these ports (and ICMP echo ids); the kernel's own
+  // sockets use ports above them (the daemon sets ip_local_port_range).
+  const balance::PortRange nat_ports;
+  xdp_.set_nat_port_range(nat_ports.first, nat_ports.last);
+  if (ingress.overlay.address) xdp_.add_overlay_ip(ingress.overlay.address->address());
+  if (ingress.overlay.address6) xdp_.add_overlay_ip(ingress.overlay.address6->address());
+  sync_service_ips(ingress);
+
+  umem_ = xsk::Umem::create();
+  client_ = std::make_unique<xsk::XskSocket>(umem_, kClientInterface, 0, xdp_.client_xsks_fd());
+  overlay_ = std::make_unique<xsk::XskSocket>(umem_, kOverlayInterface, 0, xdp_.overlay_xsks_fd());
+  neighbours_ = std::make_unique<NeighbourCache>(overlay.ifindex);
+  forwarding_ = std::make_unique<Forwarding>(
+      ingress, IngressLinks{mac_of(client), mac_of(overlay), overlay.mtu}, *neighbours_);
+  // Sockets first, programs last: from here on frames go to user space.
+  xdp_.attach_client(client.ifindex);
+  xdp_.attach_overlay(overlay.ifindex);
+
+  wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_) throw_errno("create the data path's eventfd");
+  spdlog::info("data path up: AF_XDP on {} and {} (overlay mtu {})", kClientInterface, kOverlayInterface, overlay.mtu);
+}
+
+DataPath::~DataPath() { xdp_.detach_all(); }
+
+void DataPath::stop() {
+  stopping_ = true;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto written = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void DataPath::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(tasks_mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto written = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void DataPath::run_tasks() {
+  std::uint64_t count;
+  [[maybe_unused]] auto read = ::read(wake_.get(), &count, sizeof(count));
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(tasks_mutex_);
+    tasks.swap(tasks_);
+  }
+  for (auto& task : tasks) task();
+}
+
+void DataPath::sync_service_ips(const config::Ingress& ingress) {
+  for (const auto& old : service_ips_)
+    if (std::find(ingress.service_ips.begin(), ingress.service_ips.end(), old) == ingress.service_ips.end())
+      xdp_.remove_service_ip(old);
+  for (const auto& ip : ingress.service_ips) xdp_.add_service_ip(ip);
+  service_ips_ = ingress.service_ips;
+}
+
+void DataPath::configure(const config::Ingress& ingress) {
+  sync_service_ips(ingress);
+  forwarding_->configure(ingress);
+}
+
+nlohmann::json DataPath::status() const {
+  nlohmann::json status = forwarding_->status();
+  status["tx_dropped"] = tx_dropped_;
+  nlohmann::json xdp = nlohmann::json::object();
+  const auto counters = xdp_.counters();
+  for (int counter = 0; counter < XDPFWD_INGRESS_COUNTERS; ++counter)
+    xdp[std::string(xsk::ingress_counter_name(counter))] = counters[counter];
+  status["xdp"] = xdp;
+  return status;
+}
+
+// One batch from a socket: each frame is rewritten in place and sent on the socket its action
+// names (one UMEM: no copy), or returned to the UMEM.
+void DataPath::forward_batch(xsk::XskSocket& from, bool from_clients, balance::Timestamp at) {
+  std::array<xsk::Frame, kBatch> frames;
+  const std::size_t received = from.receive(frames);
+  if (received == 0) return;
+  std::array<xsk::Frame, kBatch> to_overlay, to_client, done;
+  std::size_t overlay_count = 0, client_count = 0, done_count = 0;
+  const std::uint32_t frame_room = umem_->config().frame_size; // bytes from a frame's start to its end
+  for (std::size_t i = 0; i < received; ++i) {
+    xsk::Frame& frame = frames[i];
+    std::span<std::uint8_t> buffer(from.data(frame), frame_room - (frame.addr % frame_room));
+    const Action action = from_clients ? forwarding_->client_frame(buffer, frame.len, at)
+                                       : forwarding_->overlay_frame(buffer, frame.len, at);
+    if (action == Action::ToOverlay) to_overlay[overlay_count++] = frame;
+    else if (action == Action::ToClient) to_client[client_count++] = frame;
+    else done[done_count++] = frame;
+  }
+  auto send = [&](xsk::XskSocket& socket, std::span<const xsk::Frame> batch) {
+    const std::size_t sent = socket.transmit(batch);
+    tx_dropped_ += batch.size() - sent;
+    socket.recycle(batch.subspan(sent));
+  };
+  send(*overlay_, std::span(to_overlay).first(overlay_count));
+  send(*client_, std::span(to_client).first(client_count));
+  from.recycle(std::span(done).first(done_count));
+}
+
+void DataPath::run() {
+  xsk::Poller poller;
+  const auto client_slot = poller.add(client_->fd());
+  const auto overlay_slot = poller.add(overlay_->fd());
+  const auto neighbour_slot = poller.add(neighbours_->fd());
+  const auto wake_slot = poller.add(wake_.get());
+  auto next_housekeeping = std::chrono::steady_clock::now();
+  while (!stopping_) {
+    poller.set_events(client_slot, client_->tx_pending() ? POLLIN | POLLOUT : POLLIN);
+    poller.set_events(overlay_slot, overlay_->tx_pending() ? POLLIN | POLLOUT : POLLIN);
+    poller.wait(kPollTimeout);
+    if (poller.readable(wake_slot)) run_tasks();
+    if (poller.readable(neighbour_slot)) {
+      neighbours_->process_events();
+      forwarding_->refresh_neighbours();
+    }
+    const auto at = now();
+    if (poller.readable(client_slot)) forward_batch(*client_, true, at);
+    if (poller.readable(overlay_slot)) forward_batch(*overlay_, false, at);
+    client_->flush();
+    overlay_->flush();
+    if (std::chrono::steady_clock::now() >= next_housekeeping) {
+      forwarding_->expire(at);
+      forwarding_->refresh_neighbours();
+      next_housekeeping = std::chrono::steady_clock::now() + kHousekeepingInterval;
+    }
+  }
+}
+
+} // namespace xdpfwd::ingress

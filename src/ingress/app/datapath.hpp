@@ -1,0 +1,63 @@
+// The ingress's packet loop, on a thread of its own: AF_XDP sockets on eth0 (clients) and ovl0
+// (replicas) sharing one UMEM, batches of frames through Forwarding and out of the other socket
+// without a copy. Everything else reaches it as tasks run between batches, so the packet state
+// has one owner and needs no locks.
+#pragma once
+
+#include "forwarding.hpp"
+#include "ingress_xdp.hpp"
+#include "neighbour_cache.hpp"
+#include "xdpfwd/config.hpp"
+#include "xdpfwd/unique_fd.hpp"
+#include "xsk_socket.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace xdpfwd::ingress {
+
+class DataPath {
+public:
+  static constexpr const char* kClientInterface = "eth0";
+  static constexpr const char* kOverlayInterface = "ovl0";
+
+  // Sets up the XDP programs and sockets in the calling thread's network namespace (the
+  // ingress netns); throws std::system_error naming what failed.
+  explicit DataPath(const config::Ingress& ingress);
+  ~DataPath();
+
+  // The loop; returns when stop() was called.
+  void run();
+  // Thread-safe.
+  void stop();
+  // Runs task on the loop's thread between two batches; thread-safe.
+  void post(std::function<void()> task);
+
+  // Only on the loop's thread (from a posted task).
+  void configure(const config::Ingress& ingress);
+  nlohmann::json status() const;
+
+private:
+  void run_tasks();
+  void forward_batch(xsk::XskSocket& from, bool from_clients, balance::Timestamp now);
+  void sync_service_ips(const config::Ingress& ingress);
+
+  xsk::IngressXdp xdp_;
+  std::shared_ptr<xsk::Umem> umem_;
+  std::unique_ptr<xsk::XskSocket> client_;
+  std::unique_ptr<xsk::XskSocket> overlay_;
+  std::unique_ptr<NeighbourCache> neighbours_;
+  std::unique_ptr<Forwarding> forwarding_;
+  std::vector<boost::asio::ip::address> service_ips_;
+  std::uint64_t tx_dropped_ = 0; // frames a full tx ring refused
+
+  UniqueFd wake_; // eventfd: post() and stop() interrupt the poll
+  std::atomic<bool> stopping_{false};
+  std::mutex tasks_mutex_;
+  std::vector<std::function<void()>> tasks_;
+};
+
+} // namespace xdpfwd::ingress

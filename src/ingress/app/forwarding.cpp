@@ -1,0 +1,299 @@
+#include "forwarding.hpp"
+
+#include "icmp_too_big.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+namespace xdpfwd::ingress {
+namespace {
+
+namespace pkt = packet;
+using balance::Address;
+using balance::FlowKey;
+
+// Expired flows removed per call of expire(): keeps the sweep from stalling the data path.
+constexpr std::size_t kExpireBudget = 256;
+
+Address to_flow_address(const pkt::IpAddr& ip) {
+  if (ip.version == 4) {
+    Address mapped{};
+    mapped[10] = mapped[11] = 0xff;
+    std::memcpy(&mapped[12], ip.bytes.data(), 4);
+    return mapped;
+  }
+  return ip.bytes;
+}
+
+pkt::IpAddr to_ip_addr(const Address& address) {
+  if (balance::is_v4_mapped(address)) return pkt::IpAddr::from_bytes(4, &address[12]);
+  return pkt::IpAddr::from_bytes(6, address.data());
+}
+
+// The flow key of a client packet or a replica's answer, as the balancer expects it: ICMP echo
+// requests carry their id as the source port, replies as the destination port.
+FlowKey flow_key(const pkt::PacketView& view) {
+  FlowKey key{};
+  key.src = to_flow_address(view.source());
+  key.dst = to_flow_address(view.destination());
+  key.proto = static_cast<balance::IpProto>(view.l4_proto);
+  if (view.is_icmp()) {
+    const bool request = view.icmp_type == (view.ip_version == 4 ? 8 : 128);
+    (request ? key.src_port : key.dst_port) = view.icmp_id;
+  } else {
+    key.src_port = view.src_port;
+    key.dst_port = view.dst_port;
+  }
+  return key;
+}
+
+std::optional<Address> overlay_address(const std::optional<pkt::IpAddr>& ip) {
+  if (!ip) return std::nullopt;
+  return to_flow_address(*ip);
+}
+
+} // namespace
+
+std::string_view to_string(ForwardDrop drop) noexcept {
+  switch (drop) {
+  case ForwardDrop::NotServiceIp: return "not_service_ip";
+  case ForwardDrop::NoNeighbour: return "no_neighbour";
+  case ForwardDrop::TooBig: return "too_big";
+  case ForwardDrop::UnknownReply: return "unknown_reply";
+  case ForwardDrop::BadOverlayFrame: return "bad_overlay_frame";
+  case ForwardDrop::IcmpUntranslatable: return "icmp_untranslatable";
+  case ForwardDrop::Count: break;
+  }
+  return "unknown";
+}
+
+struct Forwarding::Service {
+  config::Service config;
+  balance::ServiceBalancer balancer;
+  std::vector<std::optional<pkt::nat::Mac>> macs; // by replica slot; refresh_neighbours()
+};
+
+Forwarding::Forwarding(const config::Ingress& ingress, IngressLinks links, NeighbourCache& neighbours)
+    : name_(ingress.name), links_(links), neighbours_(neighbours) {
+  configure(ingress);
+}
+
+Forwarding::~Forwarding() = default;
+
+std::unique_ptr<Forwarding::Service> Forwarding::make_service(const config::Service& service) const {
+  balance::ServiceBalancerOptions options{
+      .lb = service.lb,
+      .client_ip = service.client_ip,
+      .overlay_v4 = overlay_address(overlay_v4_),
+      .overlay_v6 = overlay_address(overlay_v6_),
+  };
+  auto made = std::unique_ptr<Service>(new Service{service, balance::ServiceBalancer(options), {}});
+  made->balancer.sync(service.replicas);
+  return made;
+}
+
+void Forwarding::configure(const config::Ingress& ingress) {
+  overlay_v4_.reset();
+  overlay_v6_.reset();
+  if (ingress.overlay.address) overlay_v4_ = pkt::to_ip_addr(ingress.overlay.address->address());
+  if (ingress.overlay.address6) overlay_v6_ = pkt::to_ip_addr(ingress.overlay.address6->address());
+  service_ips_.clear();
+  for (const auto& ip : ingress.service_ips) service_ips_.push_back(pkt::to_ip_addr(ip));
+
+  pkt::ConformityOptions options;
+  options.rate_limiter.seed = std::random_device()();
+  conformity_ = std::make_unique<pkt::Conformity>(ingress.inspect, options);
+
+  // Services are kept by name; one whose balancing rule or client_ip changed starts afresh.
+  std::vector<std::unique_ptr<Service>> services;
+  for (const auto& wanted : ingress.services) {
+    auto kept = std::find_if(services_.begin(), services_.end(),
+                             [&](const auto& s) { return s && s->config.name == wanted.name; });
+    if (kept != services_.end() && (*kept)->config.lb == wanted.lb && (*kept)->config.client_ip == wanted.client_ip) {
+      (*kept)->config = wanted;
+      (*kept)->balancer.sync(wanted.replicas);
+      services.push_back(std::move(*kept));
+    } else {
+      services.push_back(make_service(wanted));
+    }
+  }
+  services_ = std::move(services);
+  if (services_.size() > 1)
+    spdlog::warn("ingress {}: {} services: choosing by domain name is not available yet, all traffic goes to {}",
+                 name_, services_.size(), services_.front()->config.name);
+  for (const auto& service : services_)
+    for (const auto& replica : service->config.replicas) neighbours_.resolve(replica.address);
+  refresh_neighbours();
+}
+
+void Forwarding::refresh_neighbours() {
+  for (auto& service : services_) {
+    const auto& balancer = service->balancer.balancer();
+    service->macs.assign(balancer.slot_count(), std::nullopt);
+    for (std::uint32_t slot = 0; slot < balancer.slot_count(); ++slot) {
+      const auto ref = balancer.current(slot);
+      if (!balancer.is_current(ref) || !balancer.address(ref)) continue;
+      const auto mac = neighbours_.lookup(*balancer.address(ref));
+      if (mac) service->macs[slot] = *mac;
+      else neighbours_.resolve(*balancer.address(ref));
+    }
+  }
+}
+
+void Forwarding::expire(Timestamp now) {
+  for (auto& service : services_) service->balancer.expire(now, kExpireBudget);
+}
+
+Action Forwarding::drop(ForwardDrop reason) noexcept {
+  ++counters_.drops[static_cast<size_t>(reason)];
+  return Action::Drop;
+}
+
+Action Forwarding::client_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept {
+  pkt::PacketView view;
+  if (conformity_->check(buffer.first(length), static_cast<std::uint64_t>(now.count()), view) != pkt::DropReason::None)
+    return Action::Drop; // counted by the conformity check
+  const pkt::IpAddr destination = view.destination();
+  if (std::find(service_ips_.begin(), service_ips_.end(), destination) == service_ips_.end())
+    return drop(ForwardDrop::NotServiceIp);
+  std::memcpy(gateway_mac_.data(), view.data + 6, 6); // the host's veth: where answers go
+
+  Service& service = *services_.front();
+  const FlowKey key = flow_key(view);
+  const auto decision = service.balancer.client_packet(key, balance::hash(key), view.tcp_flags, now);
+  if (!decision.flow) return Action::Drop; // counted by the balancer
+  const auto& balancer = service.balancer.balancer();
+  const auto replica = decision.flow->replica;
+  const auto& mac = replica.slot < service.macs.size() ? service.macs[replica.slot] : std::nullopt;
+  if (!mac) {
+    if (const auto& address = balancer.address(replica)) neighbours_.resolve(*address);
+    return drop(ForwardDrop::NoNeighbour);
+  }
+
+  if (view.l3_len() > links_.overlay_mtu) {
+    const std::uint32_t answer =
+        pkt::make_too_big_reply(buffer, view, destination, links_.overlay_mtu, links_.client_mac, gateway_mac_);
+    if (answer == 0) return drop(ForwardDrop::TooBig);
+    length = answer;
+    ++counters_.too_big_answered;
+    return Action::ToClient;
+  }
+
+  pkt::nat::set_destination(view, to_ip_addr(balancer.flow_address(replica)));
+  if (service.config.client_ip == config::ClientIp::Nat) {
+    pkt::nat::set_source(view, view.ip_version == 4 ? *overlay_v4_ : *overlay_v6_); // the balancer checked it exists
+    pkt::nat::set_source_port(view, decision.flow->nat_port);
+  }
+  pkt::nat::set_macs(view, links_.overlay_mac, *mac);
+  ++counters_.to_overlay;
+  return Action::ToOverlay;
+}
+
+Action Forwarding::overlay_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept {
+  pkt::PacketView view;
+  if (pkt::parse_frame(buffer.first(length), view) != pkt::ParseStatus::Ok) return drop(ForwardDrop::BadOverlayFrame);
+  const bool echo_or_l4 = !view.is_icmp() || view.icmp_echo;
+  if (!echo_or_l4) return overlay_icmp_error(view, now);
+
+  const FlowKey key = flow_key(view);
+  const std::uint64_t hash = balance::hash(key);
+  for (auto& service : services_) {
+    const balance::FlowEntry* flow = service->balancer.reply_packet(key, hash, view.tcp_flags, now);
+    if (!flow) continue;
+    // Back to what the client sent to: the service IP and port, from the client's own port.
+    pkt::nat::set_source(view, to_ip_addr(flow->forward.dst));
+    if (!view.is_icmp()) pkt::nat::set_source_port(view, flow->forward.dst_port);
+    pkt::nat::set_destination(view, to_ip_addr(flow->forward.src));
+    pkt::nat::set_destination_port(view, flow->forward.src_port);
+    pkt::nat::set_macs(view, links_.client_mac, gateway_mac_);
+    ++counters_.to_client;
+    return Action::ToClient;
+  }
+  return drop(ForwardDrop::UnknownReply);
+}
+
+// An ICMP error from the overlay side (a replica's port unreachable, a router's frag-needed)
+// about a packet we forwarded: it quotes {overlay or client address -> replica}; the client must
+// see it about {client -> service IP}.
+Action Forwarding::overlay_icmp_error(pkt::PacketView& view, Timestamp now) noexcept {
+  pkt::InnerView inner;
+  if (pkt::parse_icmp_error_inner(view, inner) != pkt::ParseStatus::Ok || !inner.has_l4)
+    return drop(ForwardDrop::IcmpUntranslatable);
+  // The quoted packet went ingress -> replica; its answer's flow key is the quoted one reversed.
+  FlowKey quoted{};
+  quoted.src = to_flow_address(pkt::IpAddr::from_bytes(inner.ip_version, view.data + inner.src_addr_off()));
+  quoted.dst = to_flow_address(pkt::IpAddr::from_bytes(inner.ip_version, view.data + inner.dst_addr_off()));
+  quoted.proto = static_cast<balance::IpProto>(inner.l4_proto);
+  if (inner.icmp_echo) quoted.src_port = inner.icmp_id;
+  else quoted.src_port = inner.src_port, quoted.dst_port = inner.dst_port;
+  const FlowKey reply = inner.icmp_echo ? FlowKey{.src = quoted.dst, .dst = quoted.src, .src_port = 0,
+                                                  .dst_port = inner.icmp_id, .proto = quoted.proto}
+                                        : quoted.reversed();
+  const std::uint64_t hash = balance::hash(reply);
+  for (auto& service : services_) {
+    const balance::FlowEntry* flow = service->balancer.reply_packet(reply, hash, 0, now);
+    if (!flow) continue;
+    pkt::nat::IcmpErrorRewrite rewrite{
+        .outer_source = to_ip_addr(flow->forward.dst),
+        .outer_destination = to_ip_addr(flow->forward.src),
+        .inner_source = to_ip_addr(flow->forward.src),
+        .inner_destination = to_ip_addr(flow->forward.dst),
+        .inner_source_port = flow->forward.src_port,
+        .inner_destination_port = inner.icmp_echo ? std::optional<std::uint16_t>() : flow->forward.dst_port,
+    };
+    if (pkt::nat::translate_icmp_error(view, rewrite) != pkt::nat::IcmpTranslateStatus::Ok)
+      return drop(ForwardDrop::IcmpUntranslatable);
+    pkt::nat::set_macs(view, links_.client_mac, gateway_mac_);
+    ++counters_.to_client;
+    return Action::ToClient;
+  }
+  return drop(ForwardDrop::UnknownReply);
+}
+
+nlohmann::json Forwarding::status() const {
+  nlohmann::json drops = nlohmann::json::object();
+  const auto& conformity = conformity_->counters();
+  for (std::size_t reason = 1; reason < conformity.size(); ++reason)
+    if (conformity[reason] != 0) drops[std::string(pkt::drop_reason_name(static_cast<pkt::DropReason>(reason)))] = conformity[reason];
+  for (std::size_t reason = 0; reason < counters_.drops.size(); ++reason)
+    if (counters_.drops[reason] != 0) drops[std::string(to_string(static_cast<ForwardDrop>(reason)))] = counters_.drops[reason];
+
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& service : services_) {
+    const auto& counters = service->balancer.counters();
+    for (std::size_t reason = 0; reason < balance::kDropReasons; ++reason)
+      if (counters.drops[reason] != 0)
+        drops[balance::to_string(static_cast<balance::DropReason>(reason))] =
+            drops.value(balance::to_string(static_cast<balance::DropReason>(reason)), 0ull) + counters.drops[reason];
+    nlohmann::json replicas = nlohmann::json::array();
+    const auto& balancer = service->balancer.balancer();
+    for (std::uint32_t slot = 0; slot < balancer.slot_count(); ++slot) {
+      const auto ref = balancer.current(slot);
+      if (!balancer.is_current(ref) || !balancer.address(ref)) continue;
+      replicas.push_back({{"address", balancer.address(ref)->to_string()},
+                          {"weight", balancer.weight(ref)},
+                          {"healthy", balancer.healthy(ref)},
+                          {"active_flows", balancer.active_flows(ref)},
+                          {"resolved", slot < service->macs.size() && service->macs[slot].has_value()}});
+    }
+    services.push_back({{"name", service->config.name},
+                        {"lb", config::to_string(service->config.lb)},
+                        {"client_ip", config::to_string(service->config.client_ip)},
+                        {"flows", service->balancer.flows().size()},
+                        {"flows_created", counters.flows_created},
+                        {"flows_moved", counters.flows_moved},
+                        {"replicas", replicas}});
+  }
+  return {{"ingress", name_},
+          {"accepted", conformity[0]},
+          {"to_overlay", counters_.to_overlay},
+          {"to_client", counters_.to_client},
+          {"too_big_answered", counters_.too_big_answered},
+          {"drops", drops},
+          {"services", services}};
+}
+
+} // namespace xdpfwd::ingress

@@ -1,0 +1,91 @@
+// The ingress's per-frame decisions, without the I/O: a client frame (from eth0) is checked,
+// given a service and a replica, NAT'ed and addressed to the replica's MAC on the overlay; a
+// replica's frame (from ovl0) is matched to its flow and translated back to the client. Frames
+// are rewritten in place; the data path moves them between the AF_XDP sockets.
+#pragma once
+
+#include "conformity.hpp"
+#include "nat.hpp"
+#include "neighbour_cache.hpp"
+#include "service_balancer.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace xdpfwd::ingress {
+
+enum class Action { ToOverlay, ToClient, Drop };
+
+// Drops decided here; the conformity check and the balancers count their own.
+enum class ForwardDrop : std::uint8_t {
+  NotServiceIp,      // "not_service_ip": the host redirected something not ours
+  NoNeighbour,       // "no_neighbour": the replica's MAC is not resolved yet (resolution asked)
+  TooBig,            // "too_big": larger than the overlay MTU and not answerable with ICMP
+  UnknownReply,      // "unknown_reply": from the overlay, but no flow (expired, or never ours)
+  BadOverlayFrame,   // "bad_overlay_frame": from the overlay, unparsable
+  IcmpUntranslatable, // "icmp_untranslatable": an ICMP error whose quoted packet we cannot map
+  Count
+};
+std::string_view to_string(ForwardDrop drop) noexcept;
+
+struct ForwardCounters {
+  std::uint64_t to_overlay = 0;
+  std::uint64_t to_client = 0;
+  std::uint64_t too_big_answered = 0; // ICMP frag-needed / packet-too-big sent to clients
+  std::array<std::uint64_t, static_cast<size_t>(ForwardDrop::Count)> drops{};
+};
+
+// The interfaces of the ingress netns that frames leave through.
+struct IngressLinks {
+  packet::nat::Mac client_mac{};  // eth0 (service side)
+  packet::nat::Mac overlay_mac{}; // ovl0
+  std::uint32_t overlay_mtu = 1450;
+};
+
+class Forwarding {
+public:
+  using Timestamp = balance::Timestamp;
+
+  Forwarding(const config::Ingress& ingress, IngressLinks links, NeighbourCache& neighbours);
+  ~Forwarding();
+
+  // Applies a new config of the same ingress: replicas are synced (flows stay where they can),
+  // a service whose rule changed is rebuilt, the inspect policy replaced.
+  void configure(const config::Ingress& ingress);
+
+  // `length` is the frame's length in `buffer` (the UMEM frame); the result may change it.
+  Action client_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept;
+  Action overlay_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept;
+
+  // Re-reads the replicas' MACs from the neighbour cache (after its events, after configure).
+  void refresh_neighbours();
+  // Expires idle flows, a bounded amount of work per call.
+  void expire(Timestamp now);
+
+  nlohmann::json status() const;
+  const ForwardCounters& counters() const { return counters_; }
+
+private:
+  struct Service;
+  Action drop(ForwardDrop reason) noexcept;
+  Action overlay_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
+  std::unique_ptr<Service> make_service(const config::Service& service) const;
+
+  std::string name_;
+  IngressLinks links_;
+  NeighbourCache& neighbours_;
+  std::optional<packet::IpAddr> overlay_v4_, overlay_v6_;
+  std::vector<packet::IpAddr> service_ips_;
+  std::unique_ptr<packet::Conformity> conformity_;
+  std::vector<std::unique_ptr<Service>> services_;
+  packet::nat::Mac gateway_mac_{}; // the host's end of eth0, learnt from the client frames
+  ForwardCounters counters_;
+};
+
+} // namespace xdpfwd::ingress

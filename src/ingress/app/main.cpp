@@ -1,0 +1,142 @@
+// xdpfwd-ingress: the inspector of one ingress, started by the daemon inside the ingress netns.
+//   xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL]
+// It listens on SOCKET and waits for the daemon's first "configure" (the whole services.json and
+// which ingress is its own), then runs the data path; later "configure"s are applied without a
+// restart, "status" reports counters. SIGTERM/SIGINT stop it.
+#include "control_server.hpp"
+#include "datapath.hpp"
+#include "xdpfwd/config.hpp"
+#include "xdpfwd/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <csignal>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+namespace {
+
+using xdpfwd::ingress::DataPath;
+using nlohmann::json;
+
+struct Options {
+  std::string ingress;
+  std::string control;
+  std::string log_level = "info";
+};
+
+Options parse_arguments(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+    const std::string value = argv[++i];
+    if (arg == "--ingress") options.ingress = value;
+    else if (arg == "--control") options.control = value;
+    else if (arg == "--log-level") options.log_level = value;
+    else throw std::invalid_argument("unknown argument " + arg);
+  }
+  if (options.ingress.empty() || options.control.empty())
+    throw std::invalid_argument("usage: xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL]");
+  return options;
+}
+
+// The inspector: the data path once configured, and the control requests that reach it.
+class Inspector {
+public:
+  explicit Inspector(std::string name) : name_(std::move(name)) {}
+  ~Inspector() { stop(); }
+
+  json handle(const json& request) {
+    const std::string op = request.value("op", "");
+    if (op == "configure") return configure(request);
+    if (op == "status") return on_datapath([this] { return json{{"ok", true}, {"status", datapath_->status()}}; });
+    return {{"ok", false}, {"error", "unknown op \"" + op + "\""}};
+  }
+
+  void stop() {
+    if (!datapath_) return;
+    datapath_->stop();
+    thread_.join();
+    datapath_.reset();
+  }
+
+private:
+  json configure(const json& request) {
+    if (request.value("ingress", "") != name_)
+      return {{"ok", false}, {"error", "this is the inspector of ingress " + name_}};
+    auto parsed = xdpfwd::config::parse(request.at("config").dump());
+    if (!parsed.config) {
+      std::string errors;
+      for (const auto& error : parsed.errors) errors += (errors.empty() ? "" : "; ") + to_string(error);
+      return {{"ok", false}, {"error", "invalid config: " + errors}};
+    }
+    const auto& ingresses = parsed.config->ingresses;
+    const auto own = std::find_if(ingresses.begin(), ingresses.end(), [&](const auto& i) { return i.name == name_; });
+    if (own == ingresses.end()) return {{"ok", false}, {"error", "the config has no ingress " + name_}};
+    if (!datapath_) {
+      datapath_ = std::make_unique<DataPath>(*own);
+      thread_ = std::thread([this] { datapath_->run(); });
+      return on_datapath([this, ingress = *own] {
+        datapath_->configure(ingress); // resolves the replicas, as every configure does
+        return json{{"ok", true}};
+      });
+    }
+    return on_datapath([this, ingress = *own] {
+      datapath_->configure(ingress);
+      spdlog::info("configuration applied");
+      return json{{"ok", true}};
+    });
+  }
+
+  // Runs fn on the data path's thread and waits (bounded) for its answer.
+  json on_datapath(std::function<json()> fn) {
+    if (!datapath_) return {{"ok", false}, {"error", "not configured yet"}};
+    auto promise = std::make_shared<std::promise<json>>();
+    auto answer = promise->get_future();
+    datapath_->post([promise, fn = std::move(fn)] {
+      try {
+        promise->set_value(fn());
+      } catch (const std::exception& error) {
+        promise->set_value({{"ok", false}, {"error", error.what()}});
+      }
+    });
+    if (answer.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+      return {{"ok", false}, {"error", "the data path did not answer within 5 s"}};
+    return answer.get();
+  }
+
+  std::string name_;
+  std::unique_ptr<DataPath> datapath_;
+  std::thread thread_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options options = parse_arguments(argc, argv);
+    xdpfwd::setup_logging(options.log_level, "ingress " + options.ingress);
+    xdpfwd::route_bpf_library_logs();
+    boost::asio::io_context io;
+    Inspector inspector(options.ingress);
+    xdpfwd::ingress::ControlServer control(io, options.control, [&](const json& request) { return inspector.handle(request); });
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code&, int signal) {
+      spdlog::info("{}: stopping", strsignal(signal));
+      io.stop();
+    });
+    spdlog::info("inspector started, control socket {}", options.control);
+    io.run();
+    inspector.stop();
+    return 0;
+  } catch (const std::exception& error) {
+    std::cerr << "xdpfwd-ingress: " << error.what() << "\n";
+    return 1;
+  }
+}
