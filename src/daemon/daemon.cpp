@@ -2,6 +2,7 @@
 
 #include "counters.hpp"
 #include "static_runtime.hpp"
+#include "xdpfwd/control_server.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -9,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <optional>
 #include <cstring>
 
 namespace xdpfwd {
@@ -64,6 +66,38 @@ void Daemon::log_counters() const {
       spdlog::info("malformed frames ({}): {}", malformed_reason_name(reason), counters.malformed[reason]);
 }
 
+nlohmann::json Daemon::handle_control(const nlohmann::json& request) {
+  const std::string op = request.value("op", "");
+  if (op == "status") return {{"ok", true}, {"status", status()}};
+  return {{"ok", false}, {"error", "unknown op \"" + op + "\""}};
+}
+
+nlohmann::json Daemon::status() const {
+  const Counters counters = collect_counters(config_, host_xdp_->services_fd(), host_xdp_->service_stats_fd(),
+                                             host_xdp_->malformed_fd());
+  nlohmann::json ingresses = nlohmann::json::array();
+  for (const auto& ingress : config_.ingresses) {
+    nlohmann::json service_ips = nlohmann::json::array();
+    for (const auto& service : counters.services) {
+      if (service.ingress != ingress.name) continue;
+      service_ips.push_back({{"address", service.address.to_string()},
+                             {"packets", service.counters.packets},
+                             {"bytes", service.counters.bytes},
+                             {"redirect_errors", service.counters.redirect_errors},
+                             {"malformed", service.counters.malformed}});
+    }
+    ingresses.push_back({{"name", ingress.name},
+                         {"netns", StaticRuntime::netns_name(ingress.name)},
+                         {"vni", ingress.overlay.vni},
+                         {"service_ips", service_ips},
+                         {"inspector", inspectors_->status(ingress.name)}});
+  }
+  nlohmann::json malformed = nlohmann::json::object();
+  for (int reason = 0; reason < XDPFWD_MALFORMED_REASONS; ++reason)
+    malformed[std::string(malformed_reason_name(reason))] = counters.malformed[reason];
+  return {{"ingresses", ingresses}, {"malformed", malformed}};
+}
+
 int Daemon::run() {
   boost::asio::signal_set signals(io_, SIGTERM, SIGINT, SIGHUP);
   int exit_code = 0;
@@ -84,6 +118,13 @@ int Daemon::run() {
     bring_up();
   } catch (const std::exception& error) {
     spdlog::critical("start-up failed: {}", error.what());
+    return 1;
+  }
+  std::optional<ControlServer> control;
+  try {
+    control.emplace(io_, config_.control_socket, [this](const nlohmann::json& request) { return handle_control(request); });
+  } catch (const std::exception& error) {
+    spdlog::critical("control socket {}: {}", config_.control_socket, error.what());
     return 1;
   }
   sd_notify(0, "READY=1\nSTATUS=forwarding");

@@ -26,6 +26,9 @@ public:
 private:
   void bring_up();
   void log_counters() const;
+  // Answers xdpfwdctl on the control socket.
+  nlohmann::json handle_control(const nlohmann::json& request);
+  nlohmann::json status() const;
 
   config::Config config_;
   nlohmann::json document_;

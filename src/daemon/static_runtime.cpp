@@ -71,10 +71,15 @@ void StaticRuntime::create_overlay(const config::Ingress& ingress, int netns_fd,
   if (const auto& v4 = ingress.overlay.address) inside.add_address(overlay, v4->address(), v4->prefix_length());
   if (const auto& v6 = ingress.overlay.address6) inside.add_address(overlay, v6->address(), v6->prefix_length());
   for (const auto& vtep : ingress.overlay.remote_vteps) inside.add_vxlan_remote(overlay, vtep);
+  run_in_netns(netns_fd, [] {
+    // The overlay is this ingress's own segment: no duplicate address detection, so that its
+    // link-local address, and with it neighbour discovery of the replicas, works at once.
+    write_sysctl(std::string("net/ipv6/conf/") + kOverlayInterface + "/accept_dad", "0");
+    // The kernel's own connections (health checks, terminated TCP) take source ports above the
+    // inspector's NAT range, so the two never pick the same port.
+    write_sysctl("net/ipv4/ip_local_port_range", kKernelPortRange);
+  });
   inside.set_up(overlay);
-  // The kernel's own connections (health checks, terminated TCP) take source ports above the
-  // inspector's NAT range, so the two never pick the same port.
-  run_in_netns(netns_fd, [] { write_sysctl("net/ipv4/ip_local_port_range", kKernelPortRange); });
   spdlog::info("ingress {}: overlay {} vni {} mtu {}, {} remote VTEPs", ingress.name, kOverlayInterface,
                ingress.overlay.vni, overlay.mtu, ingress.overlay.remote_vteps.size());
 }

@@ -1,7 +1,7 @@
 // lab_peer: the lab's traffic endpoints, so tests and the demo need no tool beyond curl.
 //   lab_peer udp-echo ADDR PORT [--name NAME]      answers each datagram with "NAME <payload>";
 //                                                  on SIGTERM prints "received N"
-//   lab_peer udp-send ADDR PORT [--count N] [--size BYTES] [--gap-us US] [--wait-ms MS]
+//   lab_peer udp-send ADDR PORT [--count N] [--size BYTES] [--gap-us US] [--wait-ms MS] [--bind SRC]
 //                                                  sends N datagrams, collects the answers and
 //                                                  prints "sent N received M" and "from NAME: K"
 //   lab_peer http-serve ADDR PORT [--name NAME]    HTTP/1.1 (keep-alive) answering every request
@@ -37,6 +37,7 @@ struct Options {
   long size = 32;
   long gap_us = 0;
   long wait_ms = 2000;
+  std::string bind; // udp-send: source address
 };
 
 [[noreturn]] void fail(const std::string& what) {
@@ -125,6 +126,11 @@ int udp_send(const std::string& address, const std::string& port, const Options&
   const int fd = ::socket(target.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket");
   enlarge_receive_buffer(fd);
+  if (!options.bind.empty()) {
+    socklen_t local_length = 0;
+    const sockaddr_storage local = resolve(options.bind, "0", local_length);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), local_length) < 0) fail("bind " + options.bind);
+  }
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&target), length) < 0) fail("connect " + address);
 
   std::map<std::string, long> by_name;
@@ -214,6 +220,7 @@ Options parse_options(int argc, char** argv, int first) {
     else if (flag == "--size") options.size = std::stol(value);
     else if (flag == "--gap-us") options.gap_us = std::stol(value);
     else if (flag == "--wait-ms") options.wait_ms = std::stol(value);
+    else if (flag == "--bind") options.bind = value;
     else throw std::invalid_argument("unknown option " + flag);
   }
   return options;

@@ -9,7 +9,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 DESTDIR=$stage cmake --install "$build" >/dev/null
-for file in usr/sbin/xdpfwd usr/lib/systemd/system/xdpfwd.service etc/xdpfwd/services.json; do
+for file in usr/sbin/xdpfwd usr/sbin/xdpfwdctl usr/sbin/xdpfwd-ingress usr/lib/systemd/system/xdpfwd.service etc/xdpfwd/services.json; do
   [[ -e $stage/$file ]] || { echo "FAIL: $file was not installed"; exit 1; }
 done
 

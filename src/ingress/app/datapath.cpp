@@ -20,6 +20,10 @@ constexpr std::size_t kBatch = 64;
 constexpr auto kPollTimeout = std::chrono::milliseconds(10);
 // Idle flows are swept, and unresolved replicas asked for again, this often.
 constexpr auto kHousekeepingInterval = std::chrono::milliseconds(100);
+// Frames waiting for a replica's MAC: how many, and for how long (the kernel's ARP queue holds
+// a few packets per neighbour for about as long as resolution takes).
+constexpr std::size_t kMaxHeld = 256;
+constexpr auto kMaxHoldTime = std::chrono::seconds(1);
 
 balance::Timestamp now() {
   return std::chrono::duration_cast<balance::Timestamp>(std::chrono::steady_clock::now().time_since_epoch());
@@ -56,6 +60,7 @@ DataPath::DataPath(const config::Ingress& ingress) {
   xdp_.attach_client(client.ifindex);
   xdp_.attach_overlay(overlay.ifindex);
 
+  held_.reserve(kMaxHeld);
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_) throw_errno("create the data path's eventfd");
   spdlog::info("data path up: AF_XDP on {} and {} (overlay mtu {})", kClientInterface, kOverlayInterface, overlay.mtu);
@@ -98,6 +103,7 @@ void DataPath::sync_service_ips(const config::Ingress& ingress) {
 }
 
 void DataPath::configure(const config::Ingress& ingress) {
+  release_held(now(), true); // their tickets name services of the old configuration
   sync_service_ips(ingress);
   forwarding_->configure(ingress);
 }
@@ -105,6 +111,17 @@ void DataPath::configure(const config::Ingress& ingress) {
 nlohmann::json DataPath::status() const {
   nlohmann::json status = forwarding_->status();
   status["tx_dropped"] = tx_dropped_;
+  status["held"] = held_.size();
+  // The kernel's drops at the AF_XDP sockets: rings full (the inspector fell behind).
+  for (const auto& [name, socket] : {std::pair{"client_socket", client_.get()}, std::pair{"overlay_socket", overlay_.get()}}) {
+    const xdp_statistics statistics = socket->statistics();
+    status[name] = {{"rx_dropped", statistics.rx_dropped},
+                    {"rx_ring_full", statistics.rx_ring_full},
+                    {"rx_fill_ring_empty", statistics.rx_fill_ring_empty_descs},
+                    {"rx_invalid", statistics.rx_invalid_descs},
+                    {"tx_invalid", statistics.tx_invalid_descs},
+                    {"tx_ring_empty", statistics.tx_ring_empty_descs}};
+  }
   nlohmann::json xdp = nlohmann::json::object();
   const auto counters = xdp_.counters();
   for (int counter = 0; counter < XDPFWD_INGRESS_COUNTERS; ++counter)
@@ -129,7 +146,11 @@ void DataPath::forward_batch(xsk::XskSocket& from, bool from_clients, balance::T
                                        : forwarding_->overlay_frame(buffer, frame.len, at);
     if (action == Action::ToOverlay) to_overlay[overlay_count++] = frame;
     else if (action == Action::ToClient) to_client[client_count++] = frame;
-    else done[done_count++] = frame;
+    else if (action == Action::Hold && held_.size() < kMaxHeld) held_.push_back({frame, forwarding_->held_for(), at});
+    else {
+      if (action == Action::Hold) forwarding_->count_drop(ForwardDrop::NoNeighbour);
+      done[done_count++] = frame;
+    }
   }
   auto send = [&](xsk::XskSocket& socket, std::span<const xsk::Frame> batch) {
     const std::size_t sent = socket.transmit(batch);
@@ -139,6 +160,26 @@ void DataPath::forward_batch(xsk::XskSocket& from, bool from_clients, balance::T
   send(*overlay_, std::span(to_overlay).first(overlay_count));
   send(*client_, std::span(to_client).first(client_count));
   from.recycle(std::span(done).first(done_count));
+}
+
+void DataPath::release_held(balance::Timestamp at, bool give_up_all) {
+  std::size_t kept = 0;
+  for (Held& held : held_) {
+    const auto mac = give_up_all ? std::nullopt : forwarding_->replica_mac(held.ticket);
+    if (mac) {
+      std::memcpy(overlay_->data(held.frame), mac->data(), mac->size()); // the Ethernet destination
+      if (overlay_->transmit({&held.frame, 1}) == 1) {
+        forwarding_->count_sent_held();
+        continue;
+      }
+    } else if (!give_up_all && at - held.since < kMaxHoldTime) {
+      held_[kept++] = held;
+      continue;
+    }
+    forwarding_->count_drop(ForwardDrop::NoNeighbour);
+    umem_->release(held.frame.addr);
+  }
+  held_.resize(kept);
 }
 
 void DataPath::run() {
@@ -153,11 +194,12 @@ void DataPath::run() {
     poller.set_events(overlay_slot, overlay_->tx_pending() ? POLLIN | POLLOUT : POLLIN);
     poller.wait(kPollTimeout);
     if (poller.readable(wake_slot)) run_tasks();
+    const auto at = now();
     if (poller.readable(neighbour_slot)) {
       neighbours_->process_events();
       forwarding_->refresh_neighbours();
+      release_held(at);
     }
-    const auto at = now();
     if (poller.readable(client_slot)) forward_batch(*client_, true, at);
     if (poller.readable(overlay_slot)) forward_batch(*overlay_, false, at);
     client_->flush();
@@ -165,6 +207,7 @@ void DataPath::run() {
     if (std::chrono::steady_clock::now() >= next_housekeeping) {
       forwarding_->expire(at);
       forwarding_->refresh_neighbours();
+      release_held(at);
       next_housekeeping = std::chrono::steady_clock::now() + kHousekeepingInterval;
     }
   }

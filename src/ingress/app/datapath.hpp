@@ -41,8 +41,17 @@ public:
   nlohmann::json status() const;
 
 private:
+  // A frame waiting for its replica's MAC (Action::Hold).
+  struct Held {
+    xsk::Frame frame;
+    HoldTicket ticket;
+    balance::Timestamp since;
+  };
+
   void run_tasks();
   void forward_batch(xsk::XskSocket& from, bool from_clients, balance::Timestamp now);
+  // Sends the held frames whose replica is now resolved; gives up on those held too long.
+  void release_held(balance::Timestamp now, bool give_up_all = false);
   void sync_service_ips(const config::Ingress& ingress);
 
   xsk::IngressXdp xdp_;
@@ -53,6 +62,7 @@ private:
   std::unique_ptr<Forwarding> forwarding_;
   std::vector<boost::asio::ip::address> service_ips_;
   std::uint64_t tx_dropped_ = 0; // frames a full tx ring refused
+  std::vector<Held> held_;       // reserved once: at most kMaxHeld
 
   UniqueFd wake_; // eventfd: post() and stop() interrupt the poll
   std::atomic<bool> stopping_{false};

@@ -96,15 +96,21 @@ std::unique_ptr<Forwarding::Service> Forwarding::make_service(const config::Serv
 }
 
 void Forwarding::configure(const config::Ingress& ingress) {
+  const auto old_v4 = overlay_v4_, old_v6 = overlay_v6_;
   overlay_v4_.reset();
   overlay_v6_.reset();
   if (ingress.overlay.address) overlay_v4_ = pkt::to_ip_addr(ingress.overlay.address->address());
   if (ingress.overlay.address6) overlay_v6_ = pkt::to_ip_addr(ingress.overlay.address6->address());
+  // A balancer NATs to the overlay addresses it was made with: a new address needs new ones.
+  const bool overlay_kept = old_v4 == overlay_v4_ && old_v6 == overlay_v6_;
   service_ips_.clear();
   for (const auto& ip : ingress.service_ips) service_ips_.push_back(pkt::to_ip_addr(ip));
 
   pkt::ConformityOptions options;
   options.rate_limiter.seed = std::random_device()();
+  if (conformity_)
+    for (std::size_t reason = 0; reason < conformity_before_.size(); ++reason)
+      conformity_before_[reason] += conformity_->counters()[reason];
   conformity_ = std::make_unique<pkt::Conformity>(ingress.inspect, options);
 
   // Services are kept by name; one whose balancing rule or client_ip changed starts afresh.
@@ -112,7 +118,8 @@ void Forwarding::configure(const config::Ingress& ingress) {
   for (const auto& wanted : ingress.services) {
     auto kept = std::find_if(services_.begin(), services_.end(),
                              [&](const auto& s) { return s && s->config.name == wanted.name; });
-    if (kept != services_.end() && (*kept)->config.lb == wanted.lb && (*kept)->config.client_ip == wanted.client_ip) {
+    if (kept != services_.end() && overlay_kept && (*kept)->config.lb == wanted.lb &&
+        (*kept)->config.client_ip == wanted.client_ip) {
       (*kept)->config = wanted;
       (*kept)->balancer.sync(wanted.replicas);
       services.push_back(std::move(*kept));
@@ -160,36 +167,86 @@ Action Forwarding::client_frame(std::span<std::uint8_t> buffer, std::uint32_t& l
   if (std::find(service_ips_.begin(), service_ips_.end(), destination) == service_ips_.end())
     return drop(ForwardDrop::NotServiceIp);
   std::memcpy(gateway_mac_.data(), view.data + 6, 6); // the host's veth: where answers go
+  if (view.is_icmp() && !view.icmp_echo) return client_icmp_error(view, now);
+  // Before any flow state: a packet that cannot pass takes neither a flow nor a port.
+  if (view.l3_len() > links_.overlay_mtu) return too_big(buffer, length, view);
 
-  Service& service = *services_.front();
+  const std::uint32_t service_index = 0;
+  Service& service = *services_[service_index];
   const FlowKey key = flow_key(view);
   const auto decision = service.balancer.client_packet(key, balance::hash(key), view.tcp_flags, now);
   if (!decision.flow) return Action::Drop; // counted by the balancer
-  const auto& balancer = service.balancer.balancer();
   const auto replica = decision.flow->replica;
-  const auto& mac = replica.slot < service.macs.size() ? service.macs[replica.slot] : std::nullopt;
-  if (!mac) {
-    if (const auto& address = balancer.address(replica)) neighbours_.resolve(*address);
-    return drop(ForwardDrop::NoNeighbour);
-  }
-
-  if (view.l3_len() > links_.overlay_mtu) {
-    const std::uint32_t answer =
-        pkt::make_too_big_reply(buffer, view, destination, links_.overlay_mtu, links_.client_mac, gateway_mac_);
-    if (answer == 0) return drop(ForwardDrop::TooBig);
-    length = answer;
-    ++counters_.too_big_answered;
-    return Action::ToClient;
-  }
-
-  pkt::nat::set_destination(view, to_ip_addr(balancer.flow_address(replica)));
+  pkt::nat::set_destination(view, to_ip_addr(service.balancer.balancer().flow_address(replica)));
   if (service.config.client_ip == config::ClientIp::Nat) {
     pkt::nat::set_source(view, view.ip_version == 4 ? *overlay_v4_ : *overlay_v6_); // the balancer checked it exists
     pkt::nat::set_source_port(view, decision.flow->nat_port);
   }
+  held_for_ = HoldTicket{service_index, replica.slot};
+  const auto mac = replica_mac(held_for_);
+  if (!mac) {
+    if (const auto& address = service.balancer.balancer().address(replica)) neighbours_.resolve(*address);
+    pkt::nat::set_macs(view, links_.overlay_mac, {});
+    return Action::Hold;
+  }
   pkt::nat::set_macs(view, links_.overlay_mac, *mac);
   ++counters_.to_overlay;
   return Action::ToOverlay;
+}
+
+std::optional<pkt::nat::Mac> Forwarding::replica_mac(const HoldTicket& ticket) const noexcept {
+  if (ticket.service >= services_.size()) return std::nullopt;
+  const auto& macs = services_[ticket.service]->macs;
+  return ticket.slot < macs.size() ? macs[ticket.slot] : std::nullopt;
+}
+
+Action Forwarding::too_big(std::span<std::uint8_t> buffer, std::uint32_t& length, const pkt::PacketView& view) noexcept {
+  const std::uint32_t answer = pkt::make_too_big_reply(buffer, view, view.destination(), links_.overlay_mtu,
+                                                       links_.client_mac, gateway_mac_);
+  if (answer == 0) return drop(ForwardDrop::TooBig);
+  length = answer;
+  ++counters_.too_big_answered;
+  ++counters_.to_client;
+  return Action::ToClient;
+}
+
+// An ICMP error from the client's side (the client, or a router on its path: "fragmentation
+// needed" for our replies) quotes {service -> client}; the replica must get it about the packet
+// it sent: {replica -> ingress overlay address and NAT port} (nat) or {replica -> client}.
+Action Forwarding::client_icmp_error(pkt::PacketView& view, Timestamp now) noexcept {
+  pkt::InnerView inner;
+  if (pkt::parse_icmp_error_inner(view, inner) != pkt::ParseStatus::Ok || !inner.has_l4)
+    return drop(ForwardDrop::IcmpUntranslatable);
+  // The flow's forward key is the quoted packet reversed: {client -> service}.
+  FlowKey forward{};
+  forward.src = to_flow_address(pkt::IpAddr::from_bytes(inner.ip_version, view.data + inner.dst_addr_off()));
+  forward.dst = to_flow_address(pkt::IpAddr::from_bytes(inner.ip_version, view.data + inner.src_addr_off()));
+  forward.proto = static_cast<balance::IpProto>(inner.l4_proto);
+  if (inner.icmp_echo) forward.src_port = inner.icmp_id;
+  else forward.src_port = inner.dst_port, forward.dst_port = inner.src_port;
+  const std::uint64_t hash = balance::hash(forward);
+  for (std::uint32_t index = 0; index < services_.size(); ++index) {
+    Service& service = *services_[index];
+    const balance::FlowEntry* flow = service.balancer.lookup(forward, hash, now);
+    if (!flow) continue;
+    const auto mac = replica_mac({index, flow->replica.slot});
+    if (!mac) return drop(ForwardDrop::NoNeighbour);
+    const pkt::IpAddr replica = to_ip_addr(service.balancer.balancer().flow_address(flow->replica));
+    const bool nat = service.config.client_ip == config::ClientIp::Nat;
+    const auto& overlay = view.ip_version == 4 ? overlay_v4_ : overlay_v6_;
+    pkt::nat::IcmpErrorRewrite rewrite{.outer_destination = replica, .inner_source = replica};
+    if (nat) {
+      rewrite.outer_source = *overlay;
+      rewrite.inner_destination = *overlay;
+      if (!inner.icmp_echo) rewrite.inner_destination_port = flow->nat_port;
+    }
+    if (pkt::nat::translate_icmp_error(view, rewrite) != pkt::nat::IcmpTranslateStatus::Ok)
+      return drop(ForwardDrop::IcmpUntranslatable);
+    pkt::nat::set_macs(view, links_.overlay_mac, *mac);
+    ++counters_.to_overlay;
+    return Action::ToOverlay;
+  }
+  return drop(ForwardDrop::IcmpUntranslatable);
 }
 
 Action Forwarding::overlay_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept {
@@ -234,7 +291,7 @@ Action Forwarding::overlay_icmp_error(pkt::PacketView& view, Timestamp now) noex
                                         : quoted.reversed();
   const std::uint64_t hash = balance::hash(reply);
   for (auto& service : services_) {
-    const balance::FlowEntry* flow = service->balancer.reply_packet(reply, hash, 0, now);
+    const balance::FlowEntry* flow = service->balancer.lookup_reply(reply, hash, now);
     if (!flow) continue;
     pkt::nat::IcmpErrorRewrite rewrite{
         .outer_source = to_ip_addr(flow->forward.dst),
@@ -255,7 +312,8 @@ Action Forwarding::overlay_icmp_error(pkt::PacketView& view, Timestamp now) noex
 
 nlohmann::json Forwarding::status() const {
   nlohmann::json drops = nlohmann::json::object();
-  const auto& conformity = conformity_->counters();
+  pkt::DropCounters conformity = conformity_before_;
+  for (std::size_t reason = 0; reason < conformity.size(); ++reason) conformity[reason] += conformity_->counters()[reason];
   for (std::size_t reason = 1; reason < conformity.size(); ++reason)
     if (conformity[reason] != 0) drops[std::string(pkt::drop_reason_name(static_cast<pkt::DropReason>(reason)))] = conformity[reason];
   for (std::size_t reason = 0; reason < counters_.drops.size(); ++reason)

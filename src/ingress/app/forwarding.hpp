@@ -20,12 +20,15 @@
 
 namespace xdpfwd::ingress {
 
-enum class Action { ToOverlay, ToClient, Drop };
+// Hold: NAT'ed and ready for the overlay but the replica's MAC is not known yet; the data path
+// keeps the frame (bounded) until replica_mac(held_for()) has one, like the kernel's queue of
+// packets waiting for ARP.
+enum class Action { ToOverlay, ToClient, Drop, Hold };
 
 // Drops decided here; the conformity check and the balancers count their own.
 enum class ForwardDrop : std::uint8_t {
   NotServiceIp,      // "not_service_ip": the host redirected something not ours
-  NoNeighbour,       // "no_neighbour": the replica's MAC is not resolved yet (resolution asked)
+  NoNeighbour,       // "no_neighbour": the replica's MAC was not resolved in time (or too many waited)
   TooBig,            // "too_big": larger than the overlay MTU and not answerable with ICMP
   UnknownReply,      // "unknown_reply": from the overlay, but no flow (expired, or never ours)
   BadOverlayFrame,   // "bad_overlay_frame": from the overlay, unparsable
@@ -39,6 +42,12 @@ struct ForwardCounters {
   std::uint64_t to_client = 0;
   std::uint64_t too_big_answered = 0; // ICMP frag-needed / packet-too-big sent to clients
   std::array<std::uint64_t, static_cast<size_t>(ForwardDrop::Count)> drops{};
+};
+
+// A replica that held frames wait for.
+struct HoldTicket {
+  std::uint32_t service = 0; // index into the services, valid until the next configure()
+  std::uint32_t slot = 0;    // the replica's slot in that service's balancer
 };
 
 // The interfaces of the ingress netns that frames leave through.
@@ -63,6 +72,14 @@ public:
   Action client_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept;
   Action overlay_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept;
 
+  // After client_frame() returned Hold: the replica the frame waits for.
+  const HoldTicket& held_for() const noexcept { return held_for_; }
+  // The MAC a held frame can now be sent to, if resolved.
+  std::optional<packet::nat::Mac> replica_mac(const HoldTicket& ticket) const noexcept;
+  // Count what the data path decided about held frames: given up, or sent after all.
+  void count_drop(ForwardDrop reason) noexcept { ++counters_.drops[static_cast<size_t>(reason)]; }
+  void count_sent_held() noexcept { ++counters_.to_overlay; }
+
   // Re-reads the replicas' MACs from the neighbour cache (after its events, after configure).
   void refresh_neighbours();
   // Expires idle flows, a bounded amount of work per call.
@@ -75,6 +92,8 @@ private:
   struct Service;
   Action drop(ForwardDrop reason) noexcept;
   Action overlay_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
+  Action client_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
+  Action too_big(std::span<std::uint8_t> buffer, std::uint32_t& length, const packet::PacketView& view) noexcept;
   std::unique_ptr<Service> make_service(const config::Service& service) const;
 
   std::string name_;
@@ -83,8 +102,10 @@ private:
   std::optional<packet::IpAddr> overlay_v4_, overlay_v6_;
   std::vector<packet::IpAddr> service_ips_;
   std::unique_ptr<packet::Conformity> conformity_;
+  packet::DropCounters conformity_before_{}; // what earlier configurations' checks counted
   std::vector<std::unique_ptr<Service>> services_;
   packet::nat::Mac gateway_mac_{}; // the host's end of eth0, learnt from the client frames
+  HoldTicket held_for_;
   ForwardCounters counters_;
 };
 

@@ -3,7 +3,7 @@
 // It listens on SOCKET and waits for the daemon's first "configure" (the whole services.json and
 // which ingress is its own), then runs the data path; later "configure"s are applied without a
 // restart, "status" reports counters. SIGTERM/SIGINT stop it.
-#include "control_server.hpp"
+#include "xdpfwd/control_server.hpp"
 #include "datapath.hpp"
 #include "xdpfwd/config.hpp"
 #include "xdpfwd/log.hpp"
@@ -125,13 +125,13 @@ int main(int argc, char** argv) {
     xdpfwd::route_bpf_library_logs();
     boost::asio::io_context io;
     Inspector inspector(options.ingress);
-    xdpfwd::ingress::ControlServer control(io, options.control, [&](const json& request) { return inspector.handle(request); });
+    xdpfwd::ControlServer control(io, options.control, [&](const json& request) { return inspector.handle(request); });
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int signal) {
       spdlog::info("{}: stopping", strsignal(signal));
       io.stop();
     });
-    spdlog::info("inspector started, control socket {}", options.control);
+    spdlog::info("waiting for the daemon on {}", options.control);
     io.run();
     inspector.stop();
     return 0;

@@ -6,6 +6,7 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -73,50 +74,60 @@ void NeighbourCache::send_request(void* message, size_t length) {
 
 void NeighbourCache::process_events() { receive(false); }
 
-// Reads what is queued; with wait_for_dump, blocks (bounded by poll) until the dump is done.
+// Reads what is queued; with wait_for_dump, waits (at most a second at a time) until the dump
+// has ended with NLMSG_DONE.
 void NeighbourCache::receive(bool wait_for_dump) {
   std::vector<char> buffer(MNL_SOCKET_BUFFER_SIZE);
   for (;;) {
-    const ssize_t length = ::recv(socket_.get(), buffer.data(), buffer.size(), wait_for_dump ? 0 : MSG_DONTWAIT);
+    const ssize_t length = ::recv(socket_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
     if (length < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        if (!wait_for_dump) return;
+        pollfd entry{socket_.get(), POLLIN, 0};
+        if (::poll(&entry, 1, 1000) <= 0) throw_errno(ETIMEDOUT, "read the neighbour table");
+        continue;
+      }
       if (errno == ENOBUFS) { // events were lost: what we know may be stale, ask again later
         spdlog::warn("neighbour events overflowed; entries are refreshed as replicas are resolved");
         continue;
       }
       throw_errno("read neighbour events");
     }
-    for (auto* message = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(message, static_cast<int>(length));
-         message = mnl_nlmsg_next(message, const_cast<int*>(reinterpret_cast<const int*>(&length)))) {
+    int remaining = static_cast<int>(length);
+    for (auto* message = reinterpret_cast<const nlmsghdr*>(buffer.data()); mnl_nlmsg_ok(message, remaining);
+         message = mnl_nlmsg_next(message, &remaining)) {
       if (message->nlmsg_type == NLMSG_DONE) return;
       if (message->nlmsg_type == NLMSG_ERROR) {
         const auto* error = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(message));
         if (error->error != 0) spdlog::debug("neighbour request failed: {}", std::strerror(-error->error));
         continue;
       }
-      if (message->nlmsg_type != RTM_NEWNEIGH && message->nlmsg_type != RTM_DELNEIGH) continue;
-      const auto* info = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(message));
-      if (info->ndm_ifindex != ifindex_) continue;
-      std::optional<address> ip;
-      std::optional<MacAddress> mac;
-      const auto* end = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
-      for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, sizeof(*info)));
-           mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
-           attribute = mnl_attr_next(attribute)) {
-        if (mnl_attr_get_type(attribute) == NDA_DST) ip = address_of(info->ndm_family, attribute);
-        if (mnl_attr_get_type(attribute) == NDA_LLADDR && mnl_attr_get_payload_len(attribute) == 6) {
-          mac.emplace();
-          std::memcpy(mac->data(), mnl_attr_get_payload(attribute), 6);
-        }
-      }
-      if (!ip) continue;
-      if (message->nlmsg_type == RTM_NEWNEIGH && (info->ndm_state & kUsableStates) && mac)
-        macs_[*ip] = *mac;
-      else
-        macs_.erase(*ip);
+      if (message->nlmsg_type == RTM_NEWNEIGH || message->nlmsg_type == RTM_DELNEIGH) update(message);
     }
-    if (!wait_for_dump) continue;
   }
+}
+
+void NeighbourCache::update(const nlmsghdr* message) {
+  const auto* info = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(message));
+  if (info->ndm_ifindex != ifindex_) return;
+  std::optional<address> ip;
+  std::optional<MacAddress> mac;
+  const auto* end = static_cast<const char*>(mnl_nlmsg_get_payload_tail(message));
+  for (auto* attribute = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(message, sizeof(*info)));
+       mnl_attr_ok(attribute, static_cast<int>(end - reinterpret_cast<const char*>(attribute)));
+       attribute = mnl_attr_next(attribute)) {
+    if (mnl_attr_get_type(attribute) == NDA_DST) ip = address_of(info->ndm_family, attribute);
+    if (mnl_attr_get_type(attribute) == NDA_LLADDR && mnl_attr_get_payload_len(attribute) == 6) {
+      mac.emplace();
+      std::memcpy(mac->data(), mnl_attr_get_payload(attribute), 6);
+    }
+  }
+  if (!ip) return;
+  if (message->nlmsg_type == RTM_NEWNEIGH && (info->ndm_state & kUsableStates) && mac)
+    macs_[*ip] = *mac;
+  else
+    macs_.erase(*ip);
 }
 
 std::optional<MacAddress> NeighbourCache::lookup(const address& ip) const {

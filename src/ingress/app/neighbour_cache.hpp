@@ -13,6 +13,8 @@
 #include <optional>
 #include <unordered_map>
 
+struct nlmsghdr;
+
 namespace xdpfwd::ingress {
 
 class NeighbourCache {
@@ -34,6 +36,7 @@ private:
   };
   void send_request(void* message, size_t length);
   void receive(bool wait_for_dump);
+  void update(const nlmsghdr* message);
 
   int ifindex_;
   UniqueFd socket_;

@@ -36,7 +36,7 @@ std::unique_ptr<Balancer> Balancer::create(config::LbRule rule, std::uint32_t ma
 
 // ---------------------------------------------------------------- replica set
 
-ReplicaRef Balancer::add_slot(std::uint64_t id, std::uint32_t weight, bool healthy,
+ReplicaRef Balancer::add_slot(std::uint64_t id, std::uint32_t weight, bool healthy, Family family,
                               const std::optional<config::IpAddress>& address) {
   std::uint32_t slot;
   if (!free_slots_.empty()) {
@@ -55,10 +55,11 @@ ReplicaRef Balancer::add_slot(std::uint64_t id, std::uint32_t weight, bool healt
   s.weight = weight;
   s.healthy = healthy;
   s.present = true;
+  s.family = family;
   s.active_flows = 0;
   addresses_[slot] = address;
   flow_addresses_[slot] = address ? to_address(*address) : Address{};
-  ++present_;
+  ++present_[index(family)];
   return ref(slot);
 }
 
@@ -69,34 +70,42 @@ void Balancer::remove_slot(std::uint32_t slot) {
   s.active_flows = 0;
   addresses_[slot].reset();
   free_slots_.push_back(slot);
-  --present_;
+  --present_[index(s.family)];
 }
 
-void Balancer::changed() {
+void Balancer::changed(std::array<bool, kFamilies> families) {
   eligible_.clear();
+  for (auto& list : family_eligible_) list.clear();
   for (std::uint32_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
-    if (s.present && s.healthy && s.weight > 0) eligible_.push_back(i);
+    if (s.present && s.healthy && s.weight > 0) {
+      eligible_.push_back(i);
+      family_eligible_[index(s.family)].push_back(i);
+    }
   }
-  rebuild();
+  for (std::size_t f = 0; f < kFamilies; ++f) {
+    if (families[f]) rebuild(static_cast<Family>(f));
+  }
 }
 
-ReplicaRef Balancer::add(std::uint64_t id, std::uint32_t weight, bool healthy) {
-  const ReplicaRef r = add_slot(id, weight, healthy, std::nullopt);
-  changed();
+ReplicaRef Balancer::add(std::uint64_t id, std::uint32_t weight, bool healthy, Family family) {
+  const ReplicaRef r = add_slot(id, weight, healthy, family, std::nullopt);
+  changed(family);
   return r;
 }
 
 ReplicaRef Balancer::add(const config::IpAddress& address, std::uint32_t weight, bool healthy) {
-  const ReplicaRef r = add_slot(replica_id(address), weight, healthy, address);
-  changed();
+  const Family family = family_of(address);
+  const ReplicaRef r = add_slot(replica_id(address), weight, healthy, family, address);
+  changed(family);
   return r;
 }
 
 bool Balancer::remove(ReplicaRef r) {
   if (!is_current(r)) return false;
+  const Family family = slots_[r.slot].family;
   remove_slot(r.slot);
-  changed();
+  changed(family);
   return true;
 }
 
@@ -104,7 +113,7 @@ bool Balancer::set_weight(ReplicaRef r, std::uint32_t weight) {
   if (!is_current(r)) return false;
   if (slots_[r.slot].weight != weight) {
     slots_[r.slot].weight = weight;
-    changed();
+    changed(slots_[r.slot].family);
   }
   return true;
 }
@@ -113,28 +122,36 @@ bool Balancer::set_healthy(ReplicaRef r, bool healthy) {
   if (!is_current(r)) return false;
   if (slots_[r.slot].healthy != healthy) {
     slots_[r.slot].healthy = healthy;
-    changed();
+    changed(slots_[r.slot].family);
   }
   return true;
 }
 
 void Balancer::sync(std::span<const config::Replica> replicas) {
+  std::array<bool, kFamilies> dirty{};
   std::vector<bool> wanted(slots_.size(), false);
   for (const config::Replica& replica : replicas) {
     if (auto existing = find(replica.address)) {
-      slots_[existing->slot].weight = replica.weight;
+      Slot& s = slots_[existing->slot];
+      if (s.weight != replica.weight) dirty[index(s.family)] = true;
+      s.weight = replica.weight;
       wanted[existing->slot] = true;
     }
   }
   for (std::uint32_t i = 0; i < wanted.size(); ++i) {
-    if (slots_[i].present && !wanted[i]) remove_slot(i);
+    if (slots_[i].present && !wanted[i]) {
+      dirty[index(slots_[i].family)] = true;
+      remove_slot(i);
+    }
   }
   for (const config::Replica& replica : replicas) {
     if (!find(replica.address)) {
-      add_slot(replica_id(replica.address), replica.weight, true, replica.address);
+      const Family family = family_of(replica.address);
+      add_slot(replica_id(replica.address), replica.weight, true, family, replica.address);
+      dirty[index(family)] = true;
     }
   }
-  changed();
+  changed(dirty);
 }
 
 std::optional<ReplicaRef> Balancer::find(const config::IpAddress& address) const {
@@ -146,59 +163,74 @@ std::optional<ReplicaRef> Balancer::find(const config::IpAddress& address) const
 
 // ---------------------------------------------------------------- maglev
 
-MaglevBalancer::MaglevBalancer(std::uint32_t table_size) : maglev_(table_size) {}
+MaglevBalancer::MaglevBalancer(std::uint32_t table_size)
+    : maglev_{Maglev(table_size), Maglev(table_size)} {}
 
-void MaglevBalancer::rebuild() {
+void MaglevBalancer::rebuild(Family family) {
+  // Every present replica of the family goes in, the ineligible ones with weight 0: they get
+  // no entries, but they count for the automatic table size, which thus follows the
+  // configured set and not health flaps.
   backends_.clear();
-  for (std::uint32_t slot : eligible_) {
-    backends_.push_back({.id = slots_[slot].id, .weight = slots_[slot].weight, .value = slot});
+  for (std::uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    const Slot& s = slots_[slot];
+    if (!s.present || s.family != family) continue;
+    const bool active = s.healthy && s.weight > 0;
+    backends_.push_back({.id = s.id, .weight = active ? s.weight : 0, .value = slot});
   }
-  maglev_.build(backends_);
+  maglev_[index(family)].build(backends_);
 }
 
-std::optional<ReplicaRef> MaglevBalancer::pick(const FlowKey&, std::uint64_t hash) noexcept {
-  const std::uint32_t slot = maglev_.lookup(hash);
+std::optional<ReplicaRef> MaglevBalancer::choose(Family family, const FlowKey&,
+                                                 std::uint64_t hash) noexcept {
+  const std::uint32_t slot = maglev_[index(family)].lookup(hash);
   if (slot == Maglev::kNone) return std::nullopt;
   return ref(slot);
 }
 
 // ---------------------------------------------------------------- round robin
 
-std::optional<ReplicaRef> RoundRobinBalancer::pick(const FlowKey&, std::uint64_t) noexcept {
-  if (eligible_.empty()) return std::nullopt;
-  return ref(eligible_[next_++ % eligible_.size()]);
+std::optional<ReplicaRef> RoundRobinBalancer::choose(Family family, const FlowKey&,
+                                                     std::uint64_t) noexcept {
+  const std::vector<std::uint32_t>& eligible = family_eligible_[index(family)];
+  if (eligible.empty()) return std::nullopt;
+  return ref(eligible[next_[index(family)]++ % eligible.size()]);
 }
 
 // ---------------------------------------------------------------- smooth weighted
 
-void WeightedBalancer::rebuild() {
+void WeightedBalancer::rebuild(Family family) {
   // Like nginx on reconfiguration: the sequence starts over.
-  current_.assign(eligible_.size(), 0);
+  current_[index(family)].assign(family_eligible_[index(family)].size(), 0);
 }
 
-std::optional<ReplicaRef> WeightedBalancer::pick(const FlowKey&, std::uint64_t) noexcept {
-  if (eligible_.empty()) return std::nullopt;
+std::optional<ReplicaRef> WeightedBalancer::choose(Family family, const FlowKey&,
+                                                   std::uint64_t) noexcept {
+  const std::vector<std::uint32_t>& eligible = family_eligible_[index(family)];
+  std::vector<std::int64_t>& current = current_[index(family)];
+  if (eligible.empty()) return std::nullopt;
   std::int64_t total = 0;
   std::size_t best = 0;
-  for (std::size_t i = 0; i < eligible_.size(); ++i) {
-    const std::int64_t w = slots_[eligible_[i]].weight;
-    current_[i] += w;
+  for (std::size_t i = 0; i < eligible.size(); ++i) {
+    const std::int64_t w = slots_[eligible[i]].weight;
+    current[i] += w;
     total += w;
-    if (current_[i] > current_[best]) best = i;
+    if (current[i] > current[best]) best = i;
   }
-  current_[best] -= total;
-  return ref(eligible_[best]);
+  current[best] -= total;
+  return ref(eligible[best]);
 }
 
 // ---------------------------------------------------------------- least connections
 
-std::optional<ReplicaRef> LeastConnBalancer::pick(const FlowKey&, std::uint64_t) noexcept {
-  const std::size_t n = eligible_.size();
+std::optional<ReplicaRef> LeastConnBalancer::choose(Family family, const FlowKey&,
+                                                    std::uint64_t) noexcept {
+  const std::vector<std::uint32_t>& eligible = family_eligible_[index(family)];
+  const std::size_t n = eligible.size();
   if (n == 0) return std::nullopt;
-  const std::size_t start = start_++ % n;
-  std::uint32_t best = eligible_[start];
+  const std::size_t start = start_[index(family)]++ % n;
+  std::uint32_t best = eligible[start];
   for (std::size_t k = 1; k < n; ++k) {
-    const std::uint32_t slot = eligible_[(start + k) % n];
+    const std::uint32_t slot = eligible[(start + k) % n];
     // active/weight < best_active/best_weight, cross-multiplied (128-bit: no overflow).
     const auto lhs = static_cast<unsigned __int128>(slots_[slot].active_flows) * slots_[best].weight;
     const auto rhs = static_cast<unsigned __int128>(slots_[best].active_flows) * slots_[slot].weight;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -32,6 +33,14 @@ constexpr bool is_v4_mapped(const Address& a) {
   }
   return a[10] == 0xff && a[11] == 0xff;
 }
+
+// The IP family of an address, a flow or a replica. Replicas are balanced per family: a flow
+// only ever goes to a replica of its own family (no NAT46/64).
+enum class Family : std::uint8_t { V4 = 0, V6 = 1 };
+inline constexpr std::size_t kFamilies = 2;
+
+constexpr Family family_of(const Address& a) { return is_v4_mapped(a) ? Family::V4 : Family::V6; }
+constexpr const char* to_string(Family family) { return family == Family::V4 ? "ipv4" : "ipv6"; }
 
 struct FlowKey {
   Address src{};
@@ -59,6 +68,9 @@ struct FlowKey {
   }
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is hashed and compared as five 64-bit words");
+
+// A flow's family is its client's (the service address has the same one).
+constexpr Family family_of(const FlowKey& key) { return family_of(key.src); }
 
 namespace detail {
 

@@ -3,6 +3,7 @@
 #include "flow_key.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <stdexcept>
 #include <string>
 
@@ -20,16 +21,40 @@ bool is_prime(std::uint32_t n) {
   return true;
 }
 
+constexpr std::size_t kAutoMinBackends = 128;
+constexpr std::uint64_t kAutoEntriesPerBackend = 4096;
+constexpr std::uint64_t kAutoMaxEntries = std::uint64_t{1} << 20;
+
 } // namespace
 
-Maglev::Maglev(std::uint32_t table_size) : size_(table_size), table_(table_size, kNone) {
-  if (table_size < kDefaultTableSize || !is_prime(table_size)) {
+std::uint32_t Maglev::auto_table_size(std::size_t backends) noexcept {
+  if (backends == 0) return kMinTableSize;
+  const std::uint64_t wanted =
+      kAutoEntriesPerBackend * std::bit_ceil(std::max<std::uint64_t>(backends, kAutoMinBackends));
+  std::uint32_t m = static_cast<std::uint32_t>(std::min(wanted, kAutoMaxEntries)) - 1;
+  while (!is_prime(m)) --m;
+  return m;
+}
+
+Maglev::Maglev(std::uint32_t table_size)
+    : automatic_(table_size == kAutoTableSize),
+      size_(automatic_ ? kMinTableSize : table_size),
+      table_(size_, kNone) {
+  if (!automatic_ && (table_size < kMinTableSize || !is_prime(table_size))) {
     throw std::invalid_argument("maglev table size " + std::to_string(table_size) +
-                                " is not a prime >= " + std::to_string(kDefaultTableSize));
+                                " is not a prime >= " + std::to_string(kMinTableSize));
   }
 }
 
 void Maglev::build(std::span<const Backend> backends) {
+  if (automatic_) {
+    const std::uint32_t size = auto_table_size(backends.size());
+    if (size != size_) {
+      size_ = size;
+      table_.assign(size_, kNone);
+      table_.shrink_to_fit();
+    }
+  }
   sorted_.clear();
   std::uint32_t max_weight = 0;
   for (const Backend& b : backends) {

@@ -37,11 +37,17 @@ ServiceBalancer::Decision ServiceBalancer::drop(DropReason reason) noexcept {
 std::optional<DropReason> ServiceBalancer::assign(const FlowKey& key, std::uint64_t hash,
                                                   ReplicaRef& replica, std::uint16_t& nat_port,
                                                   FlowKey& reverse) {
-  const std::optional<ReplicaRef> picked = balancer_->pick(key, hash);
-  if (!picked) return DropReason::NoReplica;
+  const Family family = family_of(key);
+  const std::optional<ReplicaRef> picked = balancer_->pick(family, key, hash);
+  if (!picked) {
+    // None of the family at all, while the other family has some: a family problem of the
+    // configuration rather than replicas being down or drained.
+    const bool other_family_only =
+        balancer_->replica_count(family) == 0 && balancer_->replica_count() > 0;
+    return other_family_only ? DropReason::FamilyMismatch : DropReason::NoReplica;
+  }
   const Address& replica_address = balancer_->flow_address(*picked);
-  const bool v4 = is_v4_mapped(key.src);
-  if (is_v4_mapped(replica_address) != v4) return DropReason::FamilyMismatch;
+  const bool v4 = family == Family::V4;
 
   reverse = FlowKey{.src = replica_address, .dst = key.src, .src_port = key.dst_port,
                     .dst_port = key.src_port, .proto = key.proto, .pad = {}};
@@ -112,6 +118,16 @@ FlowEntry* ServiceBalancer::reply_packet(const FlowKey& key, std::uint64_t hash,
   if (flow == nullptr || !balancer_->is_current(flow->replica)) return nullptr;
   flows_.touch(*flow, Direction::Reply, tcp_flags, now);
   return flow;
+}
+
+const FlowEntry* ServiceBalancer::lookup(const FlowKey& forward, std::uint64_t hash, Timestamp now) {
+  const FlowEntry* flow = flows_.find(forward, hash, now);
+  return flow != nullptr && balancer_->is_current(flow->replica) ? flow : nullptr;
+}
+
+const FlowEntry* ServiceBalancer::lookup_reply(const FlowKey& reverse, std::uint64_t hash, Timestamp now) {
+  const FlowEntry* flow = flows_.find_reply(reverse, hash, now);
+  return flow != nullptr && balancer_->is_current(flow->replica) ? flow : nullptr;
 }
 
 void ServiceBalancer::sync(std::span<const config::Replica> replicas) {

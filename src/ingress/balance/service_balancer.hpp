@@ -9,6 +9,11 @@
 //                      or {replica, svc port} -> {client, client port} (preserve),
 //   i.e. FlowEntry::reverse; rewriting it back uses FlowEntry::forward.
 //
+// Families: an IPv4 flow is balanced over the service's IPv4 replicas only, an IPv6 flow over
+// its IPv6 replicas only (the Balancer keeps the rule's state per family); a flow of a family
+// the service has no replica of is dropped as family_mismatch. Replica slots are shared by
+// both families, so FlowEntry::replica.slot names one replica whatever its family.
+//
 // Replica changes: adding replicas never moves a flow (each flow keeps its entry); a flow
 // whose replica was removed or went down is moved to a fresh pick on its next client packet
 // (for TCP the new replica will answer with a reset, which ends the connection promptly
@@ -34,7 +39,7 @@ enum class DropReason : std::uint8_t {
   NoReplica,         // "no_replica": no active replica
   NatPortsExhausted, // "nat_ports_exhausted"
   NoOverlayAddress,  // "no_overlay_address": nat, but the ingress has no address of the family
-  FamilyMismatch,    // "family_mismatch": replica of the other IP family (no NAT46/64)
+  FamilyMismatch,    // "family_mismatch": no replica of the flow's IP family (no NAT46/64)
   UnsupportedProtocol, // "nat_unsupported_protocol": nat for a protocol without ports
   KeyConflict,       // "reply_key_conflict": the replies could not be told from another flow's
 };
@@ -48,7 +53,8 @@ struct ServiceBalancerOptions {
   std::optional<Address> overlay_v6;
   FlowTable::Options flows{};
   PortRange nat_ports{};
-  std::uint32_t maglev_table_size = Maglev::kDefaultTableSize;
+  // Maglev::kAutoTableSize: per family, sized by its replica count (Maglev::auto_table_size).
+  std::uint32_t maglev_table_size = Maglev::kAutoTableSize;
 };
 
 struct ServiceCounters {
@@ -75,6 +81,11 @@ public:
   // A packet from a replica: its flow, or nullptr (unknown or expired: drop).
   FlowEntry* reply_packet(const FlowKey& key, std::uint64_t hash, std::uint8_t tcp_flags,
                           Timestamp now);
+  // The flow a key belongs to, without counting a packet for it (an ICMP error quoting one of
+  // the flow's packets must neither refresh nor advance it); nullptr when unknown, expired or
+  // its replica has left.
+  const FlowEntry* lookup(const FlowKey& forward, std::uint64_t hash, Timestamp now);
+  const FlowEntry* lookup_reply(const FlowKey& reverse, std::uint64_t hash, Timestamp now);
   // Bounded expiry sweep; see FlowTable::expire.
   std::size_t expire(Timestamp now, std::size_t budget) { return flows_.expire(now, budget); }
 
@@ -82,6 +93,8 @@ public:
   void sync(std::span<const config::Replica> replicas);
   Balancer& balancer() noexcept { return *balancer_; }
   const Balancer& balancer() const noexcept { return *balancer_; }
+  // f(ReplicaRef) for every replica of both families, in slot order (what status lists).
+  template <typename F> void for_each_replica(F&& f) const { balancer_->for_each_replica(f); }
   const FlowTable& flows() const noexcept { return flows_; }
   const PortAllocator& ports() const noexcept { return ports_; }
   const ServiceCounters& counters() const noexcept { return counters_; }

@@ -4,6 +4,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <string>
@@ -35,7 +36,7 @@ ServiceBalancerOptions nat_options(config::LbRule lb = config::LbRule::Maglev) {
           .overlay_v6 = std::nullopt,
           .flows = {.capacity = 4096, .timeouts = {}},
           .nat_ports = {},
-          .maglev_table_size = Maglev::kDefaultTableSize};
+          .maglev_table_size = Maglev::kAutoTableSize};
 }
 
 struct ServiceBalancerTest : ::testing::Test {
@@ -290,6 +291,168 @@ TEST_F(ServiceBalancerTest, FloodEvictionReleasesPortsAndCounts) {
   EXPECT_EQ(flows, s.flows().size());
   EXPECT_EQ(ports, s.flows().size());
   EXPECT_GT(s.flows().evictions(), 0U);
+}
+
+// --- Mixed IPv4/IPv6 replicas. ---
+
+FlowKey client6(int host, std::uint16_t sport, IpProto proto = IpProto::Tcp) {
+  return FlowKey{.src = addr("fd00:18:1::" + std::to_string(host)), .dst = addr("fd00:18::10"),
+                 .src_port = sport, .dst_port = 443, .proto = proto};
+}
+
+// Four IPv4 and three IPv6 replicas, listed mixed (dual-stack hosts appear once per family).
+std::vector<config::Replica> mixed(int n4 = 4, int n6 = 3) {
+  std::vector<config::Replica> out;
+  for (int i = 0; i < std::max(n4, n6); ++i) {
+    if (i < n4) out.push_back({ip("10.201.0." + std::to_string(11 + i)), 1});
+    if (i < n6) out.push_back({ip("fd00:201::" + std::to_string(11 + i)), 1});
+  }
+  return out;
+}
+
+ServiceBalancerOptions dual_options(config::LbRule lb = config::LbRule::Maglev) {
+  auto o = nat_options(lb);
+  o.overlay_v6 = addr("fd00:201::1");
+  o.flows.capacity = 32768;
+  return o;
+}
+
+TEST_F(ServiceBalancerTest, MixedFamiliesEachFlowIsBalancedOverItsOwnFamily) {
+  for (auto rule : {config::LbRule::Maglev, config::LbRule::RoundRobin, config::LbRule::Weighted,
+                    config::LbRule::LeastConn}) {
+    ServiceBalancer s(dual_options(rule));
+    const auto reps = mixed();
+    s.sync(reps);
+    std::map<std::uint32_t, int> v4, v6;
+    constexpr int kFlows = 8000;
+    for (int i = 0; i < kFlows; ++i) {
+      const auto sport = static_cast<std::uint16_t>(1024 + i);
+      const auto d4 = packet(s, client("198.18." + std::to_string(1 + i % 200) + ".7", sport), tcp_flag::kSyn);
+      const auto d6 = packet(s, client6(1 + i % 200, sport), tcp_flag::kSyn);
+      ASSERT_NE(d4.flow, nullptr);
+      ASSERT_NE(d6.flow, nullptr);
+      ASSERT_EQ(s.balancer().family(d4.flow->replica), Family::V4);
+      ASSERT_EQ(s.balancer().family(d6.flow->replica), Family::V6);
+      // NAT source of the flow's family, replies keyed on the replica's address.
+      ASSERT_EQ(d4.flow->reverse.dst, addr("10.201.0.1"));
+      ASSERT_EQ(d6.flow->reverse.dst, addr("fd00:201::1"));
+      ASSERT_EQ(d6.flow->reverse.src, s.balancer().flow_address(d6.flow->replica));
+      ASSERT_EQ(reply(s, d6.flow->reverse, tcp_flag::kSyn | tcp_flag::kAck), d6.flow);
+      ++v4[d4.flow->replica.slot];
+      ++v6[d6.flow->replica.slot];
+    }
+    ASSERT_EQ(v4.size(), 4U) << static_cast<int>(rule);
+    ASSERT_EQ(v6.size(), 3U) << static_cast<int>(rule);
+    // Shares within 5 % of fair (Maglev over 8000 flows: ~2 % sampling noise per replica).
+    for (const auto& [slot, n] : v4) EXPECT_NEAR(n * 4.0 / kFlows, 1.0, 0.05) << static_cast<int>(rule);
+    for (const auto& [slot, n] : v6) EXPECT_NEAR(n * 3.0 / kFlows, 1.0, 0.05) << static_cast<int>(rule);
+    // Accounting per replica, both families, through the listing the data path uses.
+    std::uint64_t flows = 0, ports = 0;
+    int listed = 0;
+    s.for_each_replica([&](ReplicaRef r) {
+      ++listed;
+      const auto& counts = s.balancer().family(r) == Family::V4 ? v4 : v6;
+      EXPECT_EQ(s.balancer().active_flows(r), static_cast<std::uint64_t>(counts.at(r.slot)));
+      flows += s.balancer().active_flows(r);
+      ports += s.ports().in_use(r, IpProto::Tcp);
+    });
+    EXPECT_EQ(listed, 7);
+    EXPECT_EQ(flows, 2U * kFlows);
+    EXPECT_EQ(ports, 2U * kFlows);
+  }
+}
+
+TEST_F(ServiceBalancerTest, NoReplicaOfTheFlowsFamilyIsFamilyMismatch) {
+  ServiceBalancer s(dual_options());
+  const std::vector<config::Replica> only_v4 = mixed(2, 0);
+  s.sync(only_v4);
+  const auto d = packet(s, client6(1, 1000));
+  EXPECT_EQ(d.drop, DropReason::FamilyMismatch);
+  EXPECT_STREQ(to_string(*d.drop), "family_mismatch");
+  EXPECT_EQ(s.counters().drops[static_cast<int>(DropReason::FamilyMismatch)], 1U);
+  ASSERT_NE(packet(s, client("198.18.1.1", 1000)).flow, nullptr);
+  // Replicas of the family that are all down or drained: no_replica, as without families.
+  s.balancer().set_healthy(*s.balancer().find(ip("10.201.0.11")), false);
+  s.balancer().set_weight(*s.balancer().find(ip("10.201.0.12")), 0);
+  EXPECT_EQ(packet(s, client("198.18.1.1", 1001)).drop, DropReason::NoReplica);
+  // An IPv6 replica arrives: IPv6 flows go; the reload also gives .12 its configured weight
+  // back, so IPv4 flows go there (.11 is still down).
+  const std::vector<config::Replica> both = mixed(2, 1);
+  s.sync(both);
+  const auto d6 = packet(s, client6(1, 1000));
+  ASSERT_NE(d6.flow, nullptr);
+  EXPECT_EQ(*s.balancer().address(d6.flow->replica), ip("fd00:201::11"));
+  const auto d4 = packet(s, client("198.18.1.1", 1002));
+  ASSERT_NE(d4.flow, nullptr);
+  EXPECT_EQ(*s.balancer().address(d4.flow->replica), ip("10.201.0.12"));
+}
+
+// A flow whose replica left moves to another replica of its own family, never across, and
+// changes in one family move no flow of the other.
+TEST_F(ServiceBalancerTest, ReplicaChangesInOneFamilyDoNotMoveTheOthersFlows) {
+  for (auto rule : {config::LbRule::Maglev, config::LbRule::LeastConn}) {
+    ServiceBalancer s(dual_options(rule));
+    auto reps = mixed(4, 3);
+    s.sync(reps);
+    std::vector<FlowKey> keys4, keys6;
+    std::vector<FlowEntry> before4, before6;
+    for (int i = 0; i < 600; ++i) {
+      const auto sport = static_cast<std::uint16_t>(2000 + i);
+      keys4.push_back(client("198.18.1.9", sport));
+      keys6.push_back(client6(9, sport));
+      before4.push_back(*packet(s, keys4.back(), tcp_flag::kSyn).flow);
+      before6.push_back(*packet(s, keys6.back(), tcp_flag::kSyn).flow);
+    }
+    // Maglev answers for fresh IPv4 flows, to check the IPv4 table did not change.
+    std::vector<ReplicaRef> picks4;
+    for (std::uint64_t h = 0; h < 5000; ++h) picks4.push_back(*s.balancer().pick(Family::V4, keys4[0], h * 0x9e3779b97f4a7c15ULL));
+
+    // fd00:201::12 leaves, fd00:201::20 and fd00:201::21 arrive.
+    const ReplicaRef gone = *s.balancer().find(ip("fd00:201::12"));
+    const std::uint64_t on_gone = s.balancer().active_flows(gone);
+    ASSERT_GT(on_gone, 100U);
+    std::erase_if(reps, [](const config::Replica& r) { return r.address == ip("fd00:201::12"); });
+    reps.push_back({ip("fd00:201::20"), 1});
+    reps.push_back({ip("fd00:201::21"), 1});
+    s.sync(reps);
+
+    for (int i = 0; i < 600; ++i) {
+      const auto d4 = packet(s, keys4[i]);
+      ASSERT_NE(d4.flow, nullptr);
+      EXPECT_FALSE(d4.moved);
+      EXPECT_EQ(d4.flow->replica, before4[i].replica);
+      EXPECT_EQ(d4.flow->nat_port, before4[i].nat_port);
+      const auto d6 = packet(s, keys6[i]);
+      ASSERT_NE(d6.flow, nullptr);
+      EXPECT_EQ(s.balancer().family(d6.flow->replica), Family::V6);
+      EXPECT_EQ(d6.moved, before6[i].replica == gone);
+      if (!d6.moved) {
+        EXPECT_EQ(d6.flow->replica, before6[i].replica);
+      }
+    }
+    EXPECT_EQ(s.counters().flows_moved, on_gone) << static_cast<int>(rule);
+    if (rule == config::LbRule::Maglev) {
+      for (std::uint64_t h = 0; h < 5000; ++h) {
+        ASSERT_EQ(*s.balancer().pick(Family::V4, keys4[0], h * 0x9e3779b97f4a7c15ULL), picks4[h]);
+      }
+    }
+    // Now an IPv4 replica is removed: the IPv6 flows stay where they are.
+    std::vector<ReplicaRef> now6;
+    for (const FlowKey& k : keys6) now6.push_back(packet(s, k).flow->replica);
+    std::erase_if(reps, [](const config::Replica& r) { return r.address == ip("10.201.0.13"); });
+    s.sync(reps);
+    for (int i = 0; i < 600; ++i) {
+      const auto d6 = packet(s, keys6[i]);
+      EXPECT_FALSE(d6.moved);
+      EXPECT_EQ(d6.flow->replica, now6[i]);
+      const auto d4 = packet(s, keys4[i]);
+      EXPECT_EQ(s.balancer().family(d4.flow->replica), Family::V4);
+    }
+    std::uint64_t total = 0;
+    s.for_each_replica([&](ReplicaRef r) { total += s.balancer().active_flows(r); });
+    EXPECT_EQ(total, 1200U);
+    EXPECT_EQ(s.flows().size(), 1200U);
+  }
 }
 
 } // namespace

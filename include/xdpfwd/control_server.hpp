@@ -1,5 +1,6 @@
-// The ingress's end of the control channel (include/xdpfwd/ingress_control.hpp): accepts the
-// daemon's connections on a unix socket and answers each JSON line with the handler's reply.
+// The answering end of a control socket (include/xdpfwd/ingress_control.hpp): accepts
+// connections on a unix socket and answers each JSON line with the handler's reply: the
+// inspectors towards the daemon, the daemon towards xdpfwdctl.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -9,7 +10,7 @@
 #include <filesystem>
 #include <functional>
 
-namespace xdpfwd::ingress {
+namespace xdpfwd {
 
 class ControlServer {
 public:
@@ -28,4 +29,4 @@ private:
   Handler handler_;
 };
 
-} // namespace xdpfwd::ingress
+} // namespace xdpfwd

@@ -1,4 +1,4 @@
-#include "control_server.hpp"
+#include "xdpfwd/control_server.hpp"
 
 #include "xdpfwd/ingress_control.hpp"
 
@@ -10,7 +10,7 @@
 
 #include <memory>
 
-namespace xdpfwd::ingress {
+namespace xdpfwd {
 namespace {
 
 using boost::asio::local::stream_protocol;
@@ -85,4 +85,4 @@ void ControlServer::accept() {
   });
 }
 
-} // namespace xdpfwd::ingress
+} // namespace xdpfwd
