@@ -1,29 +1,80 @@
 #include "daemon.hpp"
 
-#include "counters.hpp"
 #include "static_runtime.hpp"
 #include "xdpfwd/control_server.hpp"
+#include "xdpfwd/xdp_maps.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
-#include <optional>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace xdpfwd {
+namespace {
 
-Daemon::Daemon(config::Config config, nlohmann::json document)
-    : config_(std::move(config)), document_(std::move(document)) {}
+// Settings that shape what exists from the start: changing them needs a restart.
+std::vector<std::string> needs_restart(const config::Config& running, const config::Config& next) {
+  std::vector<std::string> fields;
+  if (running.runtime != next.runtime) fields.push_back("runtime");
+  if (running.pin_dir != next.pin_dir) fields.push_back("pin_dir");
+  if (running.control_socket != next.control_socket) fields.push_back("control_socket");
+  if (running.underlay_local != next.underlay_local) fields.push_back("underlay.local");
+  if (running.metrics_listen != next.metrics_listen) fields.push_back("metrics.listen");
+  return fields;
+}
+
+// The ingress's object in a services.json document; null if it has none.
+nlohmann::json ingress_document(const nlohmann::json& document, const std::string& name) {
+  if (!document.contains("ingresses")) return nullptr;
+  for (const auto& ingress : document.at("ingresses"))
+    if (ingress.value("name", "") == name) return ingress;
+  return nullptr;
+}
+
+// What the runtime built an ingress from: its namespace, veth and overlay.
+bool same_plumbing(const nlohmann::json& a, const nlohmann::json& b) {
+  return a.value("service_ips", nlohmann::json()) == b.value("service_ips", nlohmann::json()) &&
+         a.value("overlay", nlohmann::json()) == b.value("overlay", nlohmann::json());
+}
+
+std::optional<std::string> read_text(const std::filesystem::path& file, std::string& error) {
+  std::ifstream in(file);
+  if (!in) {
+    error = file.string() + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+} // namespace
+
+Daemon::Daemon(std::filesystem::path file, config::Config config, nlohmann::json document)
+    : file_(std::move(file)), config_(std::move(config)), document_(std::move(document)) {}
 
 // The XDP path first, so no frame is sent into a veth being removed; then the inspectors, then
 // their namespaces.
 Daemon::~Daemon() {
+  watch_.reset();
   host_xdp_.reset();
   inspectors_.reset();
   runtime_.reset();
+}
+
+std::uint32_t Daemon::take_stats_slot() {
+  if (!free_stats_slots_.empty()) {
+    const std::uint32_t slot = free_stats_slots_.back();
+    free_stats_slots_.pop_back();
+    return slot;
+  }
+  if (next_stats_slot_ >= XDPFWD_MAX_SERVICE_IPS)
+    throw std::runtime_error("more than " + std::to_string(XDPFWD_MAX_SERVICE_IPS) + " service IPs");
+  return next_stats_slot_++;
 }
 
 void Daemon::bring_up() {
@@ -34,68 +85,184 @@ void Daemon::bring_up() {
   inspectors_ = std::make_unique<IngressSupervisor>(
       io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
   inspectors_->set_config(document_);
-
   // Maps first, attach last: the program starts with every service in place.
-  for (const auto& ingress : config_.ingresses) {
-    const IngressEndpoint endpoint = runtime_->start(ingress);
+  for (const auto& ingress : config_.ingresses) add_ingress(ingress);
+  for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+}
+
+void Daemon::add_ingress(const config::Ingress& ingress) {
+  const IngressEndpoint endpoint = runtime_->start(ingress);
+  RunningIngress running{ingress, endpoint, {}};
+  try {
     inspectors_->start(ingress.name, StaticRuntime::netns_name(ingress.name));
     host_xdp_->add_ingress_dev(endpoint.host_ifindex);
     for (const auto& ip : ingress.service_ips) {
       xdpfwd_service_value target{};
       target.ifindex = static_cast<__u32>(endpoint.host_ifindex);
-      target.stats_index = service_ip_count_++;
+      target.stats_index = take_stats_slot();
+      running.stats_slots.push_back(target.stats_index);
       std::memcpy(target.dst_mac, endpoint.ingress_mac.data(), sizeof(target.dst_mac));
       std::memcpy(target.src_mac, endpoint.host_mac.data(), sizeof(target.src_mac));
+      host_xdp_->reset_stats(target.stats_index); // a slot a removed service IP counted in
       host_xdp_->set_service(ip, target);
       spdlog::info("ingress {}: service IP {} -> {}", ingress.name, ip.to_string(),
                    StaticRuntime::host_veth_name(ingress.name));
     }
+  } catch (...) {
+    // Nothing half-made stays: what was added goes again, in reverse.
+    for (size_t i = 0; i < running.stats_slots.size(); ++i) {
+      host_xdp_->remove_service(ingress.service_ips[i]);
+      free_stats_slots_.push_back(running.stats_slots[i]);
+    }
+    host_xdp_->remove_ingress_dev(endpoint.host_ifindex);
+    inspectors_->stop(ingress.name);
+    runtime_->stop(ingress.name);
+    throw;
   }
-  for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+  running_.insert_or_assign(ingress.name, std::move(running));
+}
+
+void Daemon::remove_ingress(const std::string& name) {
+  const RunningIngress& running = running_.at(name);
+  // The XDP path lets go first: from here its service IPs reach the host's stack.
+  for (size_t i = 0; i < running.stats_slots.size(); ++i) {
+    host_xdp_->remove_service(running.config.service_ips[i]);
+    free_stats_slots_.push_back(running.stats_slots[i]);
+  }
+  host_xdp_->remove_ingress_dev(running.endpoint.host_ifindex);
+  inspectors_->stop(name);
+  runtime_->stop(name);
+  running_.erase(name);
+}
+
+Daemon::ReloadResult Daemon::reload(const std::string& why) {
+  ReloadResult result;
+  std::string read_error;
+  const auto text = read_text(file_, read_error);
+  config::ParseResult parsed;
+  if (!text) parsed.errors.push_back({"", read_error});
+  else parsed = config::parse(*text);
+  for (const auto& error : parsed.errors) result.errors.push_back(file_.string() + ": " + to_string(error));
+  if (parsed.config)
+    for (const auto& field : needs_restart(config_, *parsed.config))
+      result.errors.push_back(field + " changed: that takes effect when xdpfwd restarts");
+  if (!result.errors.empty()) {
+    for (const auto& error : result.errors) spdlog::error("reload ({}): {}", why, error);
+    spdlog::error("reload ({}) rejected: {} errors; the running configuration (generation {}) stays", why,
+                  result.errors.size(), generation_);
+    return result;
+  }
+  const config::Config next = std::move(*parsed.config);
+  const nlohmann::json document = nlohmann::json::parse(*text);
+  if (document == document_) {
+    spdlog::info("reload ({}): no change", why);
+    return result;
+  }
+  sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+  spdlog::info("reload ({}): applying generation {}", why, generation_ + 1);
+  try {
+    spdlog::set_level(spdlog::level::from_str(next.log_level));
+    inspectors_->set_config(document);
+    for (const auto& interface : config_.interfaces) {
+      const bool kept = std::any_of(next.interfaces.begin(), next.interfaces.end(),
+                                    [&](const auto& i) { return i.name == interface.name; });
+      if (!kept && host_xdp_->detach(interface.name)) result.changes.push_back("interface " + interface.name + " detached");
+    }
+    // Removals first: they free the service IPs and VNIs that additions may take over.
+    std::vector<const config::Ingress*> to_add;
+    std::vector<std::string> to_configure;
+    for (auto it = running_.begin(); it != running_.end();) {
+      const std::string name = (it++)->first;
+      const nlohmann::json before = ingress_document(document_, name);
+      const nlohmann::json after = ingress_document(document, name);
+      if (after.is_null() || !same_plumbing(before, after)) {
+        remove_ingress(name);
+        result.changes.push_back("ingress " + name + " removed");
+      } else if (before != after) {
+        to_configure.push_back(name);
+      }
+    }
+    for (const auto& ingress : next.ingresses)
+      if (!running_.contains(ingress.name)) to_add.push_back(&ingress);
+    for (const auto& name : to_configure) {
+      inspectors_->configure(name);
+      running_.at(name).config =
+          *std::find_if(next.ingresses.begin(), next.ingresses.end(), [&](const auto& i) { return i.name == name; });
+      result.changes.push_back("ingress " + name + " reconfigured");
+    }
+    for (const auto* ingress : to_add) {
+      add_ingress(*ingress);
+      result.changes.push_back("ingress " + ingress->name + " added");
+    }
+    for (const auto& interface : next.interfaces) {
+      if (host_xdp_->attached(interface.name)) continue;
+      host_xdp_->attach(interface);
+      result.changes.push_back("interface " + interface.name + " attached");
+    }
+    config_ = next;
+    document_ = document;
+  } catch (const std::exception& error) {
+    // What was applied stays applied (running_ says what runs); the rest is reported.
+    result.errors.push_back(std::string("applying the new configuration failed: ") + error.what());
+    spdlog::error("reload ({}): {}", why, result.errors.back());
+  }
+  ++generation_;
+  for (const auto& change : result.changes) spdlog::info("reload ({}): {}", why, change);
+  spdlog::info("reload ({}): generation {} in place", why, generation_);
+  sd_notify(0, "READY=1\nSTATUS=forwarding");
+  return result;
 }
 
 void Daemon::log_counters() const {
-  const Counters counters = collect_counters(config_, host_xdp_->services_fd(), host_xdp_->service_stats_fd(),
-                                             host_xdp_->malformed_fd());
-  for (const auto& service : counters.services)
-    spdlog::info("ingress {}: service IP {}: {} packets, {} bytes, {} redirect errors, {} malformed", service.ingress,
-                 service.address.to_string(), service.counters.packets, service.counters.bytes,
-                 service.counters.redirect_errors, service.counters.malformed);
+  for (const auto& [name, running] : running_) {
+    for (size_t i = 0; i < running.stats_slots.size(); ++i) {
+      const auto counters = read_service_counters(host_xdp_->service_stats_fd(), running.stats_slots[i]);
+      spdlog::info("ingress {}: service IP {}: {} packets, {} bytes, {} redirect errors, {} malformed", name,
+                   running.config.service_ips[i].to_string(), counters.packets, counters.bytes,
+                   counters.redirect_errors, counters.malformed);
+    }
+  }
+  const auto malformed = read_malformed_counters(host_xdp_->malformed_fd());
   for (int reason = 0; reason < XDPFWD_MALFORMED_REASONS; ++reason)
-    if (counters.malformed[reason] != 0)
-      spdlog::info("malformed frames ({}): {}", malformed_reason_name(reason), counters.malformed[reason]);
+    if (malformed[reason] != 0) spdlog::info("malformed frames ({}): {}", malformed_reason_name(reason), malformed[reason]);
 }
 
 nlohmann::json Daemon::handle_control(const nlohmann::json& request) {
   const std::string op = request.value("op", "");
   if (op == "status") return {{"ok", true}, {"status", status()}};
+  if (op == "reload") {
+    const ReloadResult result = reload("xdpfwdctl reload");
+    return {{"ok", result.errors.empty()},
+            {"errors", result.errors},
+            {"changes", result.changes},
+            {"generation", generation_}};
+  }
   return {{"ok", false}, {"error", "unknown op \"" + op + "\""}};
 }
 
 nlohmann::json Daemon::status() const {
-  const Counters counters = collect_counters(config_, host_xdp_->services_fd(), host_xdp_->service_stats_fd(),
-                                             host_xdp_->malformed_fd());
   nlohmann::json ingresses = nlohmann::json::array();
-  for (const auto& ingress : config_.ingresses) {
+  for (const auto& [name, running] : running_) {
     nlohmann::json service_ips = nlohmann::json::array();
-    for (const auto& service : counters.services) {
-      if (service.ingress != ingress.name) continue;
-      service_ips.push_back({{"address", service.address.to_string()},
-                             {"packets", service.counters.packets},
-                             {"bytes", service.counters.bytes},
-                             {"redirect_errors", service.counters.redirect_errors},
-                             {"malformed", service.counters.malformed}});
+    for (size_t i = 0; i < running.stats_slots.size(); ++i) {
+      const auto counters = read_service_counters(host_xdp_->service_stats_fd(), running.stats_slots[i]);
+      service_ips.push_back({{"address", running.config.service_ips[i].to_string()},
+                             {"packets", counters.packets},
+                             {"bytes", counters.bytes},
+                             {"redirect_errors", counters.redirect_errors},
+                             {"malformed", counters.malformed}});
     }
-    ingresses.push_back({{"name", ingress.name},
-                         {"netns", StaticRuntime::netns_name(ingress.name)},
-                         {"vni", ingress.overlay.vni},
+    ingresses.push_back({{"name", name},
+                         {"netns", StaticRuntime::netns_name(name)},
+                         {"vni", running.config.overlay.vni},
                          {"service_ips", service_ips},
-                         {"inspector", inspectors_->status(ingress.name)}});
+                         {"inspector", inspectors_->status(name)}});
   }
   nlohmann::json malformed = nlohmann::json::object();
+  const auto counters = read_malformed_counters(host_xdp_->malformed_fd());
   for (int reason = 0; reason < XDPFWD_MALFORMED_REASONS; ++reason)
-    malformed[std::string(malformed_reason_name(reason))] = counters.malformed[reason];
-  return {{"ingresses", ingresses}, {"malformed", malformed}};
+    malformed[std::string(malformed_reason_name(reason))] = counters[reason];
+  return {{"generation", generation_}, {"config", file_.string()}, {"ingresses", ingresses}, {"malformed", malformed}};
 }
 
 int Daemon::run() {
@@ -105,7 +272,7 @@ int Daemon::run() {
       [&](const boost::system::error_code& error, int signal) {
         if (error) return;
         if (signal == SIGHUP) {
-          spdlog::warn("SIGHUP: reloading is not implemented yet; restart xdpfwd to apply a changed config");
+          reload("SIGHUP");
           signals.async_wait(on_signal);
           return;
         }
@@ -114,21 +281,19 @@ int Daemon::run() {
       };
   signals.async_wait(on_signal);
 
+  std::optional<ControlServer> control;
   try {
     bring_up();
+    control.emplace(io_, config_.control_socket, [this](const nlohmann::json& request) { return handle_control(request); });
+    watch_ = std::make_unique<ConfigWatch>(io_, file_, [this] { reload("the config file changed"); });
   } catch (const std::exception& error) {
     spdlog::critical("start-up failed: {}", error.what());
     return 1;
   }
-  std::optional<ControlServer> control;
-  try {
-    control.emplace(io_, config_.control_socket, [this](const nlohmann::json& request) { return handle_control(request); });
-  } catch (const std::exception& error) {
-    spdlog::critical("control socket {}: {}", config_.control_socket, error.what());
-    return 1;
-  }
+  size_t service_ips = 0;
+  for (const auto& [name, running] : running_) service_ips += running.stats_slots.size();
   sd_notify(0, "READY=1\nSTATUS=forwarding");
-  spdlog::info("ready: {} ingresses, {} service IPs", config_.ingresses.size(), service_ip_count_);
+  spdlog::info("ready: {} ingresses, {} service IPs", running_.size(), service_ips);
   io_.run();
 
   sd_notify(0, "STOPPING=1");

@@ -1,7 +1,9 @@
 // The daemon's life: bring up the ingresses and the XDP path from a validated config, report
-// readiness, run until SIGTERM/SIGINT, then remove all it created.
+// readiness, keep them in step with the config file (SIGHUP, `xdpfwdctl reload`, or the file
+// changing), answer xdpfwdctl, and on SIGTERM/SIGINT remove all it created.
 #pragma once
 
+#include "config_watch.hpp"
 #include "host_xdp.hpp"
 #include "ingress_runtime.hpp"
 #include "ingress_supervisor.hpp"
@@ -10,33 +12,59 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace xdpfwd {
 
 class Daemon {
 public:
-  // document: the services.json that config was parsed from; each inspector gets it whole.
-  Daemon(config::Config config, nlohmann::json document);
+  // config was parsed from document, which was read from file (reloads read it again).
+  Daemon(std::filesystem::path file, config::Config config, nlohmann::json document);
   ~Daemon();
   // Returns the process exit code.
   int run();
 
 private:
+  // An ingress as it runs: its config and where its service IPs count in service_stats.
+  struct RunningIngress {
+    config::Ingress config;
+    IngressEndpoint endpoint;
+    std::vector<std::uint32_t> stats_slots; // parallel to config.service_ips
+  };
+  struct ReloadResult {
+    std::vector<std::string> errors; // empty: applied (or nothing to apply)
+    std::vector<std::string> changes;
+  };
+
   void bring_up();
+  void add_ingress(const config::Ingress& ingress);
+  void remove_ingress(const std::string& name);
+  // Reads the file again, validates it and applies what changed; a file with errors changes
+  // nothing. why: what asked for it, for the log.
+  ReloadResult reload(const std::string& why);
   void log_counters() const;
   // Answers xdpfwdctl on the control socket.
   nlohmann::json handle_control(const nlohmann::json& request);
   nlohmann::json status() const;
+  std::uint32_t take_stats_slot();
 
+  std::filesystem::path file_;
   config::Config config_;
   nlohmann::json document_;
+  std::uint64_t generation_ = 1; // of the configuration applied
   boost::asio::io_context io_;
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;
   std::unique_ptr<IngressSupervisor> inspectors_;
-  std::uint32_t service_ip_count_ = 0; // also the next free slot in service_stats
+  std::unique_ptr<ConfigWatch> watch_;
+  std::map<std::string, RunningIngress> running_;
+  std::vector<std::uint32_t> free_stats_slots_;
+  std::uint32_t next_stats_slot_ = 0;
 };
 
 } // namespace xdpfwd

@@ -14,7 +14,9 @@
 #include <sys/statfs.h>
 #include <xdp/libxdp.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace xdpfwd {
 namespace {
@@ -128,7 +130,9 @@ void HostXdp::attach(const config::Interface& interface) {
   }
 
   // libxdp attaches one xdp_program object to one interface; further interfaces get a clone.
-  xdp_program* program = attachments_.empty() ? program_ : xdp_program__clone(program_, 0);
+  const bool own_in_use =
+      std::any_of(attachments_.begin(), attachments_.end(), [&](const auto& a) { return a.program == program_; });
+  xdp_program* program = own_in_use ? xdp_program__clone(program_, 0) : program_;
   if (const long error = libxdp_get_error(program); error != 0)
     throw_errno(static_cast<int>(-error), "clone the xdpfwd program for " + name);
 
@@ -165,6 +169,23 @@ void HostXdp::warn_if_alone(const std::string& name, int ifindex) {
                  "attached as the interface's only XDP program",
                  name);
   xdp_multiprog__close(attached);
+}
+
+bool HostXdp::attached(const std::string& interface) const {
+  return std::any_of(attachments_.begin(), attachments_.end(), [&](const auto& a) { return a.interface == interface; });
+}
+
+bool HostXdp::detach(const std::string& interface) {
+  auto found = std::find_if(attachments_.begin(), attachments_.end(), [&](const auto& a) { return a.interface == interface; });
+  if (found == attachments_.end()) return false;
+  const int error = xdp_program__detach(found->program, found->ifindex, static_cast<xdp_attach_mode>(found->mode), 0);
+  // The skeleton's own program stays open (attach() hands it out again); clones are closed.
+  if (found->program != program_) xdp_program__close(found->program);
+  attachments_.erase(found);
+  if (error < 0)
+    throw std::system_error(-error, std::generic_category(), "detach xdp from " + interface + " (" + libxdp_error(error) + ")");
+  spdlog::info("{}: XDP program detached", interface);
+  return true;
 }
 
 void HostXdp::detach_all() noexcept {
@@ -214,6 +235,14 @@ void HostXdp::remove_ingress_dev(int ifindex) {
   const __u32 key = static_cast<__u32>(ifindex);
   if (bpf_map_delete_elem(bpf_map__fd(skeleton_->maps.ingress_devs), &key) < 0 && errno != ENOENT)
     throw_errno("remove ifindex " + std::to_string(ifindex) + " from the ingress_devs map");
+}
+
+void HostXdp::reset_stats(std::uint32_t stats_index) {
+  const int cpus = libbpf_num_possible_cpus();
+  check_libbpf(cpus, "count possible CPUs");
+  const std::vector<xdpfwd_service_stats> zeros(static_cast<size_t>(cpus));
+  if (bpf_map_update_elem(bpf_map__fd(skeleton_->maps.service_stats), &stats_index, zeros.data(), BPF_ANY) < 0)
+    throw_errno("reset service_stats[" + std::to_string(stats_index) + "]");
 }
 
 int HostXdp::services_fd() const { return bpf_map__fd(skeleton_->maps.services); }

@@ -28,11 +28,16 @@ public:
   // Attaches to an interface of the calling thread's network namespace, replacing an xdpfwd
   // program a previous run left there. xdp_mode auto falls back to generic mode, with a warning.
   void attach(const config::Interface& interface);
+  // Detaches from one interface (a reload removed it); false if not attached there.
+  bool detach(const std::string& interface);
+  bool attached(const std::string& interface) const;
 
   void set_service(const config::IpAddress& address, const xdpfwd_service_value& target);
   void remove_service(const config::IpAddress& address);
   void add_ingress_dev(int ifindex);
   void remove_ingress_dev(int ifindex);
+  // Zeroes a slot of service_stats on every CPU, before a new service IP takes it.
+  void reset_stats(std::uint32_t stats_index);
 
   int services_fd() const;
   int service_stats_fd() const;

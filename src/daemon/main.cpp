@@ -54,7 +54,7 @@ int run(const std::string& file) {
   xdpfwd::route_bpf_library_logs();
   spdlog::info("xdpfwd " XDPFWD_VERSION " starting with {}", file);
   std::ifstream text(file);
-  return xdpfwd::Daemon(std::move(*result.config), nlohmann::json::parse(text)).run();
+  return xdpfwd::Daemon(file, std::move(*result.config), nlohmann::json::parse(text)).run();
 }
 
 } // namespace

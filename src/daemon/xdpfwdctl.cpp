@@ -1,5 +1,7 @@
 // xdpfwdctl: asks the running daemon over its control socket.
 //   xdpfwdctl [--socket PATH] status [--json]
+//   xdpfwdctl [--socket PATH] reload    validate the config file and apply what changed; exit 1
+//                                       with the errors when it is rejected (nothing changes then)
 #include "xdpfwd/control_client.hpp"
 
 #include <algorithm>
@@ -70,7 +72,7 @@ void print_status(const json& status, std::ostream& out) {
 }
 
 int usage(std::ostream& out, int code) {
-  out << "usage: xdpfwdctl [--socket PATH] status [--json]\n"
+  out << "usage: xdpfwdctl [--socket PATH] status [--json] | reload\n"
          "  --socket PATH  the daemon's control socket (default " << kDefaultSocket << ")\n";
   return code;
 }
@@ -89,9 +91,16 @@ int main(int argc, char** argv) {
     else if (command.empty() && arg[0] != '-') command = arg;
     else return usage(std::cerr, 2);
   }
-  if (command != "status") return usage(std::cerr, 2);
+  if (command != "status" && command != "reload") return usage(std::cerr, 2);
   try {
-    const json answer = xdpfwd::control_request(socket, {{"op", command}}, std::chrono::seconds(10));
+    // A reload may start inspectors and build namespaces: it gets longer than a status.
+    const json answer = xdpfwd::control_request(socket, {{"op", command}}, std::chrono::seconds(command == "reload" ? 60 : 10));
+    if (command == "reload") {
+      for (const auto& change : answer.value("changes", json::array())) std::cout << text(change) << "\n";
+      for (const auto& error : answer.value("errors", json::array())) std::cerr << "xdpfwdctl: " << text(error) << "\n";
+      std::cout << "generation " << answer.value("generation", 0) << (answer.value("ok", false) ? "" : " (reload rejected)") << "\n";
+      return answer.value("ok", false) ? 0 : 1;
+    }
     if (!answer.value("ok", false)) {
       std::cerr << "xdpfwdctl: " << answer.value("error", std::string("the daemon refused")) << "\n";
       return 1;
