@@ -1,5 +1,6 @@
 #include "daemon.hpp"
 
+#include "metrics.hpp"
 #include "static_runtime.hpp"
 #include "xdpfwd/control_server.hpp"
 #include "xdpfwd/xdp_maps.hpp"
@@ -150,6 +151,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
     for (const auto& error : result.errors) spdlog::error("reload ({}): {}", why, error);
     spdlog::error("reload ({}) rejected: {} errors; the running configuration (generation {}) stays", why,
                   result.errors.size(), generation_);
+    ++reloads_rejected_;
     return result;
   }
   const config::Config next = std::move(*parsed.config);
@@ -207,6 +209,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
     spdlog::error("reload ({}): {}", why, result.errors.back());
   }
   ++generation_;
+  ++(result.errors.empty() ? reloads_applied_ : reloads_rejected_);
   for (const auto& change : result.changes) spdlog::info("reload ({}): {}", why, change);
   spdlog::info("reload ({}): generation {} in place", why, generation_);
   sd_notify(0, "READY=1\nSTATUS=forwarding");
@@ -265,6 +268,24 @@ nlohmann::json Daemon::status() const {
   return {{"generation", generation_}, {"config", file_.string()}, {"ingresses", ingresses}, {"malformed", malformed}};
 }
 
+void Daemon::start_watchdog() {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0) return;
+  // Twice per period, from the loop that does the work: a stuck loop misses it.
+  watchdog_period_ = std::chrono::microseconds(usec / 2);
+  watchdog_ = std::make_unique<boost::asio::steady_timer>(io_);
+  spdlog::info("feeding the systemd watchdog every {} ms", watchdog_period_.count() / 1000);
+  feed_watchdog();
+}
+
+void Daemon::feed_watchdog() {
+  sd_notify(0, "WATCHDOG=1");
+  watchdog_->expires_after(watchdog_period_);
+  watchdog_->async_wait([this](const boost::system::error_code& error) {
+    if (!error) feed_watchdog();
+  });
+}
+
 int Daemon::run() {
   boost::asio::signal_set signals(io_, SIGTERM, SIGINT, SIGHUP);
   int exit_code = 0;
@@ -286,6 +307,9 @@ int Daemon::run() {
     bring_up();
     control.emplace(io_, config_.control_socket, [this](const nlohmann::json& request) { return handle_control(request); });
     watch_ = std::make_unique<ConfigWatch>(io_, file_, [this] { reload("the config file changed"); });
+    metrics_ = std::make_unique<MetricsServer>(io_, config_.metrics_listen, [this] {
+      return prometheus_text(status(), reloads_applied_, reloads_rejected_);
+    });
   } catch (const std::exception& error) {
     spdlog::critical("start-up failed: {}", error.what());
     return 1;
@@ -293,6 +317,7 @@ int Daemon::run() {
   size_t service_ips = 0;
   for (const auto& [name, running] : running_) service_ips += running.stats_slots.size();
   sd_notify(0, "READY=1\nSTATUS=forwarding");
+  start_watchdog();
   spdlog::info("ready: {} ingresses, {} service IPs", running_.size(), service_ips);
   io_.run();
 

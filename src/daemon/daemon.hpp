@@ -7,9 +7,11 @@
 #include "host_xdp.hpp"
 #include "ingress_runtime.hpp"
 #include "ingress_supervisor.hpp"
+#include "metrics_server.hpp"
 #include "xdpfwd/config.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -52,16 +54,24 @@ private:
   nlohmann::json handle_control(const nlohmann::json& request);
   nlohmann::json status() const;
   std::uint32_t take_stats_slot();
+  // Feeds systemd's watchdog from the main loop, when the unit asks for it (WatchdogSec=).
+  void start_watchdog();
+  void feed_watchdog();
 
   std::filesystem::path file_;
   config::Config config_;
   nlohmann::json document_;
   std::uint64_t generation_ = 1; // of the configuration applied
+  std::uint64_t reloads_applied_ = 0;
+  std::uint64_t reloads_rejected_ = 0;
   boost::asio::io_context io_;
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;
   std::unique_ptr<IngressSupervisor> inspectors_;
   std::unique_ptr<ConfigWatch> watch_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<boost::asio::steady_timer> watchdog_;
+  std::chrono::microseconds watchdog_period_{0};
   std::map<std::string, RunningIngress> running_;
   std::vector<std::uint32_t> free_stats_slots_;
   std::uint32_t next_stats_slot_ = 0;
