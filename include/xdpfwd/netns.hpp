@@ -23,6 +23,8 @@ public:
   static bool exists(const std::string& name);
   // Opens an existing named namespace without owning its name.
   static UniqueFd open(const std::string& name);
+  // Takes ownership of an existing name (one a previous run of the daemon left on purpose).
+  static NamedNetns adopt(const std::string& name) { return NamedNetns(name, open(name)); }
 
   NamedNetns(NamedNetns&&) noexcept = default;
   NamedNetns& operator=(NamedNetns&&) noexcept;

@@ -1,6 +1,7 @@
 #include "daemon.hpp"
 
 #include "metrics.hpp"
+#include "systemd_restart.hpp"
 #include "static_runtime.hpp"
 #include "xdpfwd/control_server.hpp"
 #include "xdpfwd/xdp_maps.hpp"
@@ -78,17 +79,109 @@ std::uint32_t Daemon::take_stats_slot() {
   return next_stats_slot_++;
 }
 
+std::filesystem::path Daemon::state_path() const {
+  return std::filesystem::path(config_.control_socket).parent_path() / "state.json";
+}
+
+void Daemon::save_state() const {
+  nlohmann::json slots = nlohmann::json::object();
+  for (const auto& [name, running] : running_) slots[name] = running.stats_slots;
+  const auto path = state_path();
+  std::ofstream(path.string() + ".new") << nlohmann::json{{"document", document_}, {"stats_slots", slots}}.dump() << "\n";
+  std::filesystem::rename(path.string() + ".new", path);
+}
+
 void Daemon::bring_up() {
   if (config_.runtime != config::Runtime::Static)
     throw std::runtime_error("runtime \"docker\" is not available in this version; use \"static\"");
-  host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir);
+  std::filesystem::create_directories(state_path().parent_path());
+  if (adopt_previous_run()) {
+    reload("the config file, after adopting the previous run");
+  } else {
+    host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir, false);
+    runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
+    inspectors_ = std::make_unique<IngressSupervisor>(
+        io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
+    inspectors_->set_config(document_);
+    // Maps first, attach last: the program starts with every service in place.
+    for (const auto& ingress : config_.ingresses) add_ingress(ingress);
+    for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+  }
+  save_state();
+}
+
+bool Daemon::adopt_previous_run() {
+  std::ifstream file(state_path());
+  if (!file || !std::filesystem::exists(std::filesystem::path(config_.pin_dir) / std::string(kServicesMap))) return false;
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& error) {
+    spdlog::warn("{}: unreadable ({}); starting afresh", state_path().string(), error.what());
+    return false;
+  }
+  auto previous = config::parse(state.value("document", nlohmann::json::object()).dump());
+  // Only what the previous run could have built from is adopted: same runtime and places.
+  if (!previous.config || !needs_restart(*previous.config, config_).empty()) return false;
+
+  spdlog::info("adopting what the previous run left (generation of {})", state_path().string());
+  config_ = *previous.config;
+  document_ = state.at("document");
+  host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir, true);
   runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
   inspectors_ = std::make_unique<IngressSupervisor>(
       io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
   inspectors_->set_config(document_);
-  // Maps first, attach last: the program starts with every service in place.
-  for (const auto& ingress : config_.ingresses) add_ingress(ingress);
+  const nlohmann::json slots = state.value("stats_slots", nlohmann::json::object());
+  std::vector<bool> used(XDPFWD_MAX_SERVICE_IPS, false);
+  std::vector<const config::Ingress*> missing;
+  for (const auto& ingress : config_.ingresses) {
+    const auto endpoint = runtime_->adopt(ingress);
+    const auto ingress_slots = slots.value(ingress.name, std::vector<std::uint32_t>());
+    if (!endpoint || ingress_slots.size() != ingress.service_ips.size()) {
+      missing.push_back(&ingress);
+      continue;
+    }
+    inspectors_->start(ingress.name, StaticRuntime::netns_name(ingress.name), true);
+    host_xdp_->add_ingress_dev(endpoint->host_ifindex); // the same entries again: no change
+    for (size_t i = 0; i < ingress.service_ips.size(); ++i) {
+      xdpfwd_service_value target{};
+      target.ifindex = static_cast<__u32>(endpoint->host_ifindex);
+      target.stats_index = ingress_slots[i];
+      std::memcpy(target.dst_mac, endpoint->ingress_mac.data(), sizeof(target.dst_mac));
+      std::memcpy(target.src_mac, endpoint->host_mac.data(), sizeof(target.src_mac));
+      host_xdp_->set_service(ingress.service_ips[i], target);
+      used.at(ingress_slots[i]) = true;
+    }
+    running_.insert_or_assign(ingress.name, RunningIngress{ingress, *endpoint, ingress_slots});
+  }
+  next_stats_slot_ = 0;
+  for (std::uint32_t slot = 0; slot < used.size(); ++slot)
+    if (used[slot]) next_stats_slot_ = slot + 1;
+  for (std::uint32_t slot = 0; slot < next_stats_slot_; ++slot)
+    if (!used[slot]) free_stats_slots_.push_back(slot);
+  // What could not be adopted is built afresh, as at any start.
+  for (const auto* ingress : missing) {
+    spdlog::warn("ingress {}: nothing usable left by the previous run; creating it", ingress->name);
+    add_ingress(*ingress);
+  }
   for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+  return true;
+}
+
+void Daemon::shut_down() {
+  const bool restart = keep_on_stop_ || systemd_restarting_this_unit();
+  if (restart) {
+    save_state();
+    spdlog::info("stopping for a restart: the XDP program, the ingresses and their inspectors stay for the next run");
+    watch_.reset();
+    host_xdp_->release();
+    inspectors_->release_all();
+    runtime_->release_all();
+    return;
+  }
+  std::error_code ignored;
+  std::filesystem::remove(state_path(), ignored);
 }
 
 void Daemon::add_ingress(const config::Ingress& ingress) {
@@ -203,6 +296,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
     }
     config_ = next;
     document_ = document;
+    save_state();
   } catch (const std::exception& error) {
     // What was applied stays applied (running_ says what runs); the rest is reported.
     result.errors.push_back(std::string("applying the new configuration failed: ") + error.what());
@@ -233,6 +327,11 @@ void Daemon::log_counters() const {
 nlohmann::json Daemon::handle_control(const nlohmann::json& request) {
   const std::string op = request.value("op", "");
   if (op == "status") return {{"ok", true}, {"status", status()}};
+  if (op == "prepare-restart") {
+    keep_on_stop_ = true;
+    spdlog::info("the next stop keeps the XDP path, the ingresses and their inspectors for the next run");
+    return {{"ok", true}};
+  }
   if (op == "reload") {
     const ReloadResult result = reload("xdpfwdctl reload");
     return {{"ok", result.errors.empty()},
@@ -324,8 +423,9 @@ int Daemon::run() {
   sd_notify(0, "STOPPING=1");
   try {
     log_counters();
+    shut_down();
   } catch (const std::exception& error) {
-    spdlog::error("reading the counters failed: {}", error.what());
+    spdlog::error("stopping: {}", error.what());
     exit_code = 1;
   }
   return exit_code;

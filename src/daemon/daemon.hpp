@@ -44,6 +44,9 @@ private:
   };
 
   void bring_up();
+  // Takes over what a previous run left on purpose (a restart) or by dying (SIGKILL), as its
+  // state file describes; false when there is nothing to adopt.
+  bool adopt_previous_run();
   void add_ingress(const config::Ingress& ingress);
   void remove_ingress(const std::string& name);
   // Reads the file again, validates it and applies what changed; a file with errors changes
@@ -54,6 +57,12 @@ private:
   nlohmann::json handle_control(const nlohmann::json& request);
   nlohmann::json status() const;
   std::uint32_t take_stats_slot();
+  // The state file: the applied document and where each ingress counts (next to the control
+  // socket, in the runtime directory that survives restarts).
+  std::filesystem::path state_path() const;
+  void save_state() const;
+  // The end: everything removed, or (a restart) left running for the next daemon.
+  void shut_down();
   // Feeds systemd's watchdog from the main loop, when the unit asks for it (WatchdogSec=).
   void start_watchdog();
   void feed_watchdog();
@@ -64,6 +73,7 @@ private:
   std::uint64_t generation_ = 1; // of the configuration applied
   std::uint64_t reloads_applied_ = 0;
   std::uint64_t reloads_rejected_ = 0;
+  bool keep_on_stop_ = false; // `xdpfwdctl prepare-restart`
   boost::asio::io_context io_;
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;

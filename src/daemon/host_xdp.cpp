@@ -2,10 +2,12 @@
 
 #include "xdpfwd/log.hpp"
 #include "xdpfwd/system_error.hpp"
+#include "xdpfwd/unique_fd.hpp"
 #include "xdpfwd/xdp_maps.hpp"
 #include "xdpfwd_bpf.skel.h"
 
 #include <bpf/bpf.h>
+#include <linux/if_link.h>
 #include <linux/magic.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
@@ -63,9 +65,27 @@ void delete_all_keys(int map_fd) {
 
 } // namespace
 
+// libbpf's own check of a pinned map compares the flags too, and the kernel adds
+// BPF_F_RDONLY_PROG to a devmap's: the pinned ingress_devs would never match. The layout is what
+// matters (a map of another layout is an older xdpfwd's, and is refused here, loudly).
+void HostXdp::reuse_pinned(bpf_map* map, const std::filesystem::path& path) {
+  const UniqueFd fd(bpf_obj_get(path.c_str()));
+  if (!fd) throw_errno("open pinned map " + path.string());
+  bpf_map_info info{};
+  __u32 length = sizeof(info);
+  check_libbpf(bpf_obj_get_info_by_fd(fd.get(), &info, &length), "read pinned map " + path.string());
+  if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+      info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map))
+    throw std::runtime_error("pinned map " + path.string() + " has another layout than this xdpfwd's (type " +
+                             std::to_string(info.type) + ", key " + std::to_string(info.key_size) + ", value " +
+                             std::to_string(info.value_size) + ", entries " + std::to_string(info.max_entries) +
+                             "): left by another version? Remove it to start afresh");
+  check_libbpf(bpf_map__reuse_fd(map, fd.get()), "reuse pinned map " + path.string());
+}
+
 void HostXdp::SkeletonDeleter::operator()(xdpfwd_bpf* skeleton) const { xdpfwd_bpf__destroy(skeleton); }
 
-HostXdp::HostXdp(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
+HostXdp::HostXdp(std::filesystem::path pin_dir, bool keep_entries) : pin_dir_(std::move(pin_dir)) {
   prepare_pin_dir(pin_dir_);
   skeleton_.reset(xdpfwd_bpf__open());
   if (!skeleton_) throw_errno("open the xdpfwd BPF object");
@@ -74,11 +94,13 @@ HostXdp::HostXdp(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
   bpf_map* map;
   bpf_object__for_each_map(map, skeleton_->obj) {
     const auto path = pin_dir_ / bpf_map__name(map);
-    adopted |= std::filesystem::exists(path);
-    check_libbpf(bpf_map__set_pin_path(map, path.c_str()), "set pin path " + path.string());
+    if (std::filesystem::exists(path)) {
+      reuse_pinned(map, path);
+      adopted = true;
+    } else {
+      check_libbpf(bpf_map__set_pin_path(map, path.c_str()), "set pin path " + path.string());
+    }
   }
-  // A pinned map of another layout (an older xdpfwd) makes the load fail here, with libbpf's
-  // reason in the log, rather than be misread later.
   check_libbpf(xdpfwd_bpf__load(skeleton_.get()), "load the xdpfwd BPF program (pins in " + pin_dir_.string() + ")");
 
   program_ = xdp_program__from_bpf_obj(skeleton_->obj, nullptr);
@@ -86,7 +108,9 @@ HostXdp::HostXdp(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
     program_ = nullptr;
     throw_errno(static_cast<int>(-error), "prepare the xdpfwd program for libxdp");
   }
-  if (adopted) {
+  if (adopted && keep_entries) {
+    spdlog::info("adopting the BPF maps the previous run left pinned in {}, with their entries", pin_dir_.string());
+  } else if (adopted) {
     spdlog::warn("adopting BPF maps a previous run left pinned in {}; their entries are replaced", pin_dir_.string());
     empty_adopted_maps();
   }
@@ -94,9 +118,13 @@ HostXdp::HostXdp(std::filesystem::path pin_dir) : pin_dir_(std::move(pin_dir)) {
 }
 
 HostXdp::~HostXdp() {
-  detach_all();
+  if (!released_) {
+    detach_all();
+    unpin();
+  }
+  for (auto& attachment : attachments_)
+    if (attachment.program != nullptr && attachment.program != program_) xdp_program__close(attachment.program);
   if (program_ != nullptr) xdp_program__close(program_);
-  unpin();
 }
 
 void HostXdp::empty_adopted_maps() {
@@ -109,32 +137,39 @@ void HostXdp::attach(const config::Interface& interface) {
   const int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
   if (ifindex == 0) throw_errno("attach xdp to " + name);
 
-  // An xdpfwd program left by a run that died would otherwise run twice.
-  if (xdp_multiprog* attached = xdp_multiprog__get_from_ifindex(ifindex); libxdp_get_error(attached) == 0) {
-    for (xdp_program* old = xdp_multiprog__next_prog(nullptr, attached); old != nullptr;
-         old = xdp_multiprog__next_prog(old, attached)) {
-      if (std::strcmp(xdp_program__name(old), kProgramName) != 0) continue;
-      spdlog::warn("{}: removing the xdpfwd program a previous run left attached", name);
-      check_libbpf(xdp_program__detach(old, ifindex, xdp_multiprog__attach_mode(attached), 0),
-                   "detach the previous xdpfwd program from " + name);
-    }
-    if (xdp_multiprog__is_legacy(attached)) {
-      xdp_program* main = xdp_multiprog__main_prog(attached);
-      if (main != nullptr && std::strcmp(xdp_program__name(main), kProgramName) == 0) {
-        spdlog::warn("{}: removing the xdpfwd program a previous run left attached", name);
-        check_libbpf(xdp_program__detach(main, ifindex, xdp_multiprog__attach_mode(attached), 0),
-                     "detach the previous xdpfwd program from " + name);
-      }
-    }
-    xdp_multiprog__close(attached);
-  }
-
   // libxdp attaches one xdp_program object to one interface; further interfaces get a clone.
   const bool own_in_use =
       std::any_of(attachments_.begin(), attachments_.end(), [&](const auto& a) { return a.program == program_; });
   xdp_program* program = own_in_use ? xdp_program__clone(program_, 0) : program_;
   if (const long error = libxdp_get_error(program); error != 0)
     throw_errno(static_cast<int>(-error), "clone the xdpfwd program for " + name);
+
+  // An xdpfwd program a previous run left (it restarted, or died) is replaced in place, so that
+  // no frame meets the interface without one; never run twice.
+  if (xdp_multiprog* attached = xdp_multiprog__get_from_ifindex(ifindex); libxdp_get_error(attached) == 0) {
+    const xdp_attach_mode old_mode = xdp_multiprog__attach_mode(attached);
+    xdp_program* legacy = xdp_multiprog__is_legacy(attached) ? xdp_multiprog__main_prog(attached) : nullptr;
+    if (legacy != nullptr && std::strcmp(xdp_program__name(legacy), kProgramName) == 0) {
+      // The skeleton's fd: libxdp's view of a program it did not load itself has none (-1),
+      // and a replace with -1 would detach.
+      LIBBPF_OPTS(bpf_xdp_attach_opts, options, .old_prog_fd = xdp_program__fd(legacy));
+      const __u32 flags = XDP_FLAGS_REPLACE | (old_mode == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+      const int error = bpf_xdp_attach(ifindex, bpf_program__fd(skeleton_->progs.xdpfwd_xdp), flags, &options);
+      xdp_multiprog__close(attached);
+      if (program != program_) xdp_program__close(program);
+      if (error < 0) throw_errno(-error, "replace the previous xdpfwd program on " + name);
+      attachments_.push_back({name, ifindex, old_mode, nullptr});
+      spdlog::info("{}: replaced the previous run's XDP program in place ({} mode)", name, mode_name(old_mode));
+      return;
+    }
+    for (xdp_program* old = xdp_multiprog__next_prog(nullptr, attached); old != nullptr;
+         old = xdp_multiprog__next_prog(old, attached)) {
+      if (std::strcmp(xdp_program__name(old), kProgramName) != 0) continue;
+      spdlog::warn("{}: removing the xdpfwd program a previous run left in libxdp's dispatcher", name);
+      check_libbpf(xdp_program__detach(old, ifindex, old_mode, 0), "detach the previous xdpfwd program from " + name);
+    }
+    xdp_multiprog__close(attached);
+  }
 
   auto try_attach = [&](xdp_attach_mode mode) {
     // libxdp tries its dispatcher first; where that fails, warn_if_alone() says what it means.
@@ -178,9 +213,9 @@ bool HostXdp::attached(const std::string& interface) const {
 bool HostXdp::detach(const std::string& interface) {
   auto found = std::find_if(attachments_.begin(), attachments_.end(), [&](const auto& a) { return a.interface == interface; });
   if (found == attachments_.end()) return false;
-  const int error = xdp_program__detach(found->program, found->ifindex, static_cast<xdp_attach_mode>(found->mode), 0);
+  const int error = detach(*found);
   // The skeleton's own program stays open (attach() hands it out again); clones are closed.
-  if (found->program != program_) xdp_program__close(found->program);
+  if (found->program != nullptr && found->program != program_) xdp_program__close(found->program);
   attachments_.erase(found);
   if (error < 0)
     throw std::system_error(-error, std::generic_category(), "detach xdp from " + interface + " (" + libxdp_error(error) + ")");
@@ -188,24 +223,34 @@ bool HostXdp::detach(const std::string& interface) {
   return true;
 }
 
+// Detaches one attachment: through libxdp when it attached it, directly (only if our program is
+// still the one there) when it was put in place of a previous run's.
+int HostXdp::detach(const Attachment& attachment) noexcept {
+  if (attachment.program != nullptr)
+    return xdp_program__detach(attachment.program, attachment.ifindex, static_cast<xdp_attach_mode>(attachment.mode), 0);
+  LIBBPF_OPTS(bpf_xdp_attach_opts, options, .old_prog_fd = bpf_program__fd(skeleton_->progs.xdpfwd_xdp));
+  const __u32 flags = XDP_FLAGS_REPLACE | (attachment.mode == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+  return bpf_xdp_detach(attachment.ifindex, flags, &options);
+}
+
 void HostXdp::detach_all() noexcept {
   for (auto& attachment : attachments_) {
-    const int error = xdp_program__detach(attachment.program, attachment.ifindex,
-                                          static_cast<xdp_attach_mode>(attachment.mode), 0);
+    const int error = detach(attachment);
     if (error < 0)
       spdlog::error("{}: detaching the XDP program failed: {}", attachment.interface, libxdp_error(error));
     else
       spdlog::info("{}: XDP program detached", attachment.interface);
-    if (attachment.program != program_) xdp_program__close(attachment.program);
+    if (attachment.program != nullptr && attachment.program != program_) xdp_program__close(attachment.program);
   }
   attachments_.clear();
 }
 
+// Pinned by libbpf at load, or reused from an earlier run: the pin is the map's name either way.
 void HostXdp::unpin() noexcept {
   bpf_map* map;
   bpf_object__for_each_map(map, skeleton_->obj) {
-    if (bpf_map__is_pinned(map) && bpf_map__unpin(map, nullptr) < 0)
-      spdlog::error("unpinning BPF map {} failed", bpf_map__name(map));
+    const auto path = pin_dir_ / bpf_map__name(map);
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT) spdlog::error("unpinning BPF map {} failed", path.string());
   }
   std::error_code ignored;
   std::filesystem::remove(pin_dir_, ignored); // only if empty: never what others pinned there

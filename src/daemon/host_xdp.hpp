@@ -12,6 +12,7 @@
 #include <vector>
 
 struct xdpfwd_bpf;
+struct bpf_map;
 struct xdp_program;
 
 namespace xdpfwd {
@@ -19,8 +20,9 @@ namespace xdpfwd {
 class HostXdp {
 public:
   // Loads the program with its maps pinned in pin_dir. Maps already pinned there by an earlier
-  // run are adopted and emptied, so entries of a run that died cannot linger.
-  explicit HostXdp(std::filesystem::path pin_dir);
+  // run are adopted: with keep_entries (a restart that kept them on purpose) as they are,
+  // otherwise emptied, so that entries of a run that died cannot linger.
+  HostXdp(std::filesystem::path pin_dir, bool keep_entries);
   HostXdp(const HostXdp&) = delete;
   HostXdp& operator=(const HostXdp&) = delete;
   ~HostXdp();
@@ -39,6 +41,9 @@ public:
   // Zeroes a slot of service_stats on every CPU, before a new service IP takes it.
   void reset_stats(std::uint32_t stats_index);
 
+  // Leaves the program attached and the maps pinned when this object goes: for the next run.
+  void release() { released_ = true; }
+
   int services_fd() const;
   int service_stats_fd() const;
   int malformed_fd() const;
@@ -49,14 +54,16 @@ private:
     std::string interface;
     int ifindex;
     int mode; // enum xdp_attach_mode
-    xdp_program* program;
+    xdp_program* program; // nullptr: attached in place of a previous run's program, not through libxdp
   };
   struct SkeletonDeleter {
     void operator()(xdpfwd_bpf* skeleton) const;
   };
 
   void empty_adopted_maps();
+  static void reuse_pinned(bpf_map* map, const std::filesystem::path& path);
   static void warn_if_alone(const std::string& name, int ifindex);
+  int detach(const Attachment& attachment) noexcept;
   void detach_all() noexcept;
   void unpin() noexcept;
 
@@ -64,6 +71,7 @@ private:
   std::unique_ptr<xdpfwd_bpf, SkeletonDeleter> skeleton_;
   xdp_program* program_ = nullptr; // the libxdp view of the skeleton's program
   std::vector<Attachment> attachments_;
+  bool released_ = false;
 };
 
 } // namespace xdpfwd

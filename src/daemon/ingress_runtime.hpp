@@ -5,6 +5,7 @@
 #include "xdpfwd/config.hpp"
 #include "xdpfwd/netlink.hpp"
 
+#include <optional>
 #include <string>
 
 namespace xdpfwd {
@@ -22,8 +23,13 @@ public:
   // Creates the ingress's container and its veth, with the service IPs inside; replaces a
   // leftover of the same name that a run which died left behind.
   virtual IngressEndpoint start(const config::Ingress& ingress) = 0;
+  // Takes over what a previous run left running for this ingress (on a restart that kept it),
+  // or nullopt when there is nothing usable: then start() it.
+  virtual std::optional<IngressEndpoint> adopt(const config::Ingress& ingress) = 0;
   // Removes everything start() created for that ingress.
   virtual void stop(const std::string& ingress_name) = 0;
+  // Forgets every ingress without removing anything: they outlive this run (a restart).
+  virtual void release_all() = 0;
 };
 
 } // namespace xdpfwd

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,17 +32,18 @@ std::string describe_exit(int status) {
   return "stopped";
 }
 
-// Waits for pid to end within timeout, then SIGKILLs it; reaps it.
-void terminate(pid_t pid) {
+// Waits for pid to end within timeout, then SIGKILLs it; reaps it when it is our child.
+void terminate(pid_t pid, bool ours) {
   ::kill(pid, SIGTERM);
+  auto ended = [&] { return ours ? ::waitpid(pid, nullptr, WNOHANG) == pid : ::kill(pid, 0) < 0; };
   const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+    if (ended()) return;
     std::this_thread::sleep_for(20ms);
   }
   spdlog::warn("inspector pid {} ignored SIGTERM for {} s: SIGKILL", pid, kStopTimeout.count());
   ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
+  if (ours) ::waitpid(pid, nullptr, 0);
 }
 
 } // namespace
@@ -51,17 +53,22 @@ std::filesystem::path IngressSupervisor::default_binary() {
 }
 
 IngressSupervisor::IngressSupervisor(boost::asio::io_context& io, Settings settings)
-    : io_(io), settings_(std::move(settings)), child_signals_(io, SIGCHLD) {
+    : io_(io), settings_(std::move(settings)) {
   if (!std::filesystem::exists(settings_.binary))
     throw std::runtime_error("the ingress inspector " + settings_.binary.string() + " does not exist");
-  child_signals_.async_wait([this](const boost::system::error_code& error, int) {
-    if (!error) on_child_exit();
-  });
 }
 
 IngressSupervisor::~IngressSupervisor() {
-  child_signals_.cancel();
   while (!children_.empty()) stop(children_.begin()->first);
+}
+
+void IngressSupervisor::release_all() {
+  for (auto& [name, child] : children_) {
+    child.restart_timer->cancel();
+    if (child.exit_watch) child.exit_watch->close();
+    if (child.pid > 0) spdlog::info("ingress {}: inspector (pid {}) left running for the next daemon", name, child.pid);
+  }
+  children_.clear();
 }
 
 std::filesystem::path IngressSupervisor::control_path(const std::string& name) const {
@@ -72,19 +79,28 @@ std::filesystem::path IngressSupervisor::pid_path(const std::string& name) const
   return std::filesystem::path(settings_.control_socket).parent_path() / ("ingress-" + name + ".pid");
 }
 
-// A daemon that was killed leaves its inspectors running; the pid file names them.
-void IngressSupervisor::replace_leftover(const std::string& name) const {
+// A daemon that stopped for a restart, or was killed, leaves its inspectors running; the pid
+// file names them.
+std::optional<pid_t> IngressSupervisor::leftover(const std::string& name) const {
   std::ifstream file(pid_path(name));
   pid_t pid = 0;
-  if (!(file >> pid) || pid <= 0) return;
+  if (!(file >> pid) || pid <= 0) return std::nullopt;
   std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
   std::string first;
   std::getline(cmdline, first, '\0');
-  if (std::filesystem::path(first).filename() != settings_.binary.filename()) return;
-  spdlog::warn("ingress {}: stopping the inspector (pid {}) a previous run left", name, pid);
-  ::kill(pid, SIGTERM);
-  for (int i = 0; i < 250 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(20ms);
-  if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+  if (std::filesystem::path(first).filename() != settings_.binary.filename()) return std::nullopt;
+  return pid;
+}
+
+// A pidfd becomes readable when its process ends: one wait for children and adopted alike.
+void IngressSupervisor::watch(Child& child) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child.pid, 0));
+  if (pidfd < 0) throw_errno("watch the inspector of ingress " + child.name + " (pid " + std::to_string(child.pid) + ")");
+  child.exit_watch = std::make_unique<boost::asio::posix::stream_descriptor>(io_, pidfd);
+  child.exit_watch->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                               [this, name = child.name, pid = child.pid](const boost::system::error_code& error) {
+                                 if (!error) on_exit(name, pid);
+                               });
 }
 
 void IngressSupervisor::spawn(Child& child) {
@@ -103,18 +119,34 @@ void IngressSupervisor::spawn(Child& child) {
     ::_exit(127);
   }
   child.pid = pid;
+  child.ours = true;
   child.started = std::chrono::steady_clock::now();
   std::ofstream(pid_path(child.name)) << pid << "\n";
   spdlog::info("ingress {}: inspector started (pid {})", child.name, pid);
+  watch(child);
 }
 
-void IngressSupervisor::start(const std::string& name, const std::string& netns) {
-  replace_leftover(name);
+void IngressSupervisor::start(const std::string& name, const std::string& netns, bool adopt) {
+  const auto old = leftover(name);
   Child& child = children_[name];
   child.name = name;
   child.netns = netns;
   child.restart_timer = std::make_unique<boost::asio::steady_timer>(io_);
-  spawn(child);
+  if (old && adopt) {
+    child.pid = *old;
+    child.ours = false;
+    child.started = std::chrono::steady_clock::now();
+    watch(child);
+    spdlog::info("ingress {}: adopted the running inspector (pid {})", name, *old);
+  } else {
+    if (old) {
+      spdlog::warn("ingress {}: stopping the inspector (pid {}) a previous run left", name, *old);
+      ::kill(*old, SIGTERM);
+      for (int i = 0; i < 250 && ::kill(*old, 0) == 0; ++i) std::this_thread::sleep_for(20ms);
+      if (::kill(*old, 0) == 0) ::kill(*old, SIGKILL);
+    }
+    spawn(child);
+  }
   configure(name);
 }
 
@@ -133,7 +165,7 @@ void IngressSupervisor::configure(const std::string& name) {
       return;
     } catch (const std::system_error& error) {
       int status = 0;
-      if (::waitpid(child.pid, &status, WNOHANG) == child.pid) {
+      if (child.ours && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
         child.pid = 0;
         throw std::runtime_error("ingress " + name + ": the inspector " + describe_exit(status) + " before taking its configuration");
       }
@@ -159,8 +191,9 @@ void IngressSupervisor::stop(const std::string& name) {
   if (found == children_.end()) return;
   Child& child = found->second;
   child.restart_timer->cancel();
+  if (child.exit_watch) child.exit_watch->close();
   if (child.pid > 0) {
-    terminate(child.pid);
+    terminate(child.pid, child.ours);
     spdlog::info("ingress {}: inspector stopped", name);
   }
   std::error_code ignored;
@@ -168,18 +201,17 @@ void IngressSupervisor::stop(const std::string& name) {
   children_.erase(found);
 }
 
-void IngressSupervisor::on_child_exit() {
-  for (auto& [name, child] : children_) {
-    int status = 0;
-    if (child.pid <= 0 || ::waitpid(child.pid, &status, WNOHANG) != child.pid) continue;
-    child.pid = 0;
-    spdlog::error("ingress {}: inspector {}; traffic to its service IPs goes to the ingress's kernel until it is back",
-                  name, describe_exit(status));
-    schedule_restart(child);
-  }
-  child_signals_.async_wait([this](const boost::system::error_code& error, int) {
-    if (!error) on_child_exit();
-  });
+void IngressSupervisor::on_exit(const std::string& name, pid_t pid) {
+  auto found = children_.find(name);
+  if (found == children_.end() || found->second.pid != pid) return;
+  Child& child = found->second;
+  std::string how = "ended"; // an adopted inspector is not our child: its status is init's
+  if (int status = 0; child.ours && ::waitpid(pid, &status, 0) == pid) how = describe_exit(status);
+  child.pid = 0;
+  child.exit_watch.reset();
+  spdlog::error("ingress {}: inspector {}; traffic to its service IPs goes to the ingress's kernel until it is back",
+                name, how);
+  schedule_restart(child);
 }
 
 // Back-off: 0.5 s, 1 s, 2 s, ... up to 30 s between attempts; at once again after a stable run.

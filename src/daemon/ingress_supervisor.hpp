@@ -1,11 +1,12 @@
 // Runs one xdpfwd-ingress per ingress inside the ingress's network namespace: starts it, hands
 // it the configuration over its control socket, restarts it with back-off when it dies (and
-// logs how it died), and stops it on removal. An inspector left by a daemon that was killed is
-// found through its pid file and replaced.
+// logs how it died), and stops it on removal. Inspectors outlive a daemon restart: the next
+// daemon finds them through their pid files and adopts them (or replaces them, when it starts
+// afresh). Each inspector is watched through a pidfd, its own children and adopted ones alike.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace xdpfwd {
@@ -32,9 +34,12 @@ public:
   void set_config(nlohmann::json document) { document_ = std::move(document); }
 
   // Starts the inspector of ingress `name` in the named netns and waits (bounded) until it has
-  // taken its configuration; throws std::runtime_error saying why not.
-  void start(const std::string& name, const std::string& netns);
+  // taken its configuration; throws std::runtime_error saying why not. With adopt, an inspector
+  // a previous daemon left running there is kept (and configured) instead.
+  void start(const std::string& name, const std::string& netns, bool adopt = false);
   void stop(const std::string& name);
+  // Forgets every inspector without stopping it: they outlive this daemon (a restart).
+  void release_all();
   // Sends the current configuration again (after set_config); throws when it is refused.
   void configure(const std::string& name);
   // The inspector's status answer, or {"error": ...} when it cannot give one.
@@ -47,22 +52,25 @@ private:
     std::string name;
     std::string netns;
     pid_t pid = 0;
+    bool ours = true; // forked by this daemon (reaped with waitpid), or adopted
     int restarts = 0;
     std::chrono::steady_clock::time_point started;
     std::unique_ptr<boost::asio::steady_timer> restart_timer;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> exit_watch; // the pidfd
   };
 
   void spawn(Child& child);
-  void on_child_exit();
+  void watch(Child& child);
+  void on_exit(const std::string& name, pid_t pid);
   void schedule_restart(Child& child);
-  void replace_leftover(const std::string& name) const;
+  // The pid of a live inspector a previous daemon left for this ingress, if any.
+  std::optional<pid_t> leftover(const std::string& name) const;
   std::filesystem::path control_path(const std::string& name) const;
   std::filesystem::path pid_path(const std::string& name) const;
 
   boost::asio::io_context& io_;
   Settings settings_;
   nlohmann::json document_;
-  boost::asio::signal_set child_signals_;
   std::map<std::string, Child> children_;
 };
 

@@ -143,6 +143,25 @@ IngressEndpoint StaticRuntime::start(const config::Ingress& ingress) {
   }
 }
 
+std::optional<IngressEndpoint> StaticRuntime::adopt(const config::Ingress& ingress) {
+  const std::string netns = netns_name(ingress.name);
+  if (!NamedNetns::exists(netns)) return std::nullopt;
+  const auto host_end = host_.find_link(host_veth_name(ingress.name));
+  if (!host_end) return std::nullopt;
+  NamedNetns adopted = NamedNetns::adopt(netns);
+  Netlink inside = Netlink::open_in(adopted.fd());
+  const auto ingress_end = inside.find_link(kIngressInterface);
+  if (!ingress_end || !inside.find_link(kOverlayInterface)) return std::nullopt; // adopted goes: start() makes it anew
+  spdlog::info("ingress {}: adopted netns {} and veth {} from the previous run", ingress.name, netns, host_end->name);
+  running_.insert_or_assign(ingress.name, std::move(adopted));
+  return IngressEndpoint{host_end->ifindex, host_end->mac, ingress_end->mac};
+}
+
+void StaticRuntime::release_all() {
+  for (auto& [name, netns] : running_) netns.release();
+  running_.clear();
+}
+
 void StaticRuntime::stop(const std::string& ingress_name) {
   auto found = running_.find(ingress_name);
   if (found == running_.end()) return;

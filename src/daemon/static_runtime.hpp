@@ -22,7 +22,9 @@ public:
   ~StaticRuntime() override; // stops every ingress still running
 
   IngressEndpoint start(const config::Ingress& ingress) override;
+  std::optional<IngressEndpoint> adopt(const config::Ingress& ingress) override;
   void stop(const std::string& ingress_name) override;
+  void release_all() override;
 
 private:
   void remove_leftover(const std::string& ingress_name);

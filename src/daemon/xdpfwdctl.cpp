@@ -2,6 +2,10 @@
 //   xdpfwdctl [--socket PATH] status [--json]
 //   xdpfwdctl [--socket PATH] reload    validate the config file and apply what changed; exit 1
 //                                       with the errors when it is rejected (nothing changes then)
+//   xdpfwdctl [--socket PATH] prepare-restart
+//                                       the daemon's next stop leaves the XDP path, the ingresses
+//                                       and their inspectors running, for the next daemon to adopt
+//                                       (under systemd, `systemctl restart` does this by itself)
 #include "xdpfwd/control_client.hpp"
 
 #include <algorithm>
@@ -72,7 +76,7 @@ void print_status(const json& status, std::ostream& out) {
 }
 
 int usage(std::ostream& out, int code) {
-  out << "usage: xdpfwdctl [--socket PATH] status [--json] | reload\n"
+  out << "usage: xdpfwdctl [--socket PATH] status [--json] | reload | prepare-restart\n"
          "  --socket PATH  the daemon's control socket (default " << kDefaultSocket << ")\n";
   return code;
 }
@@ -91,7 +95,7 @@ int main(int argc, char** argv) {
     else if (command.empty() && arg[0] != '-') command = arg;
     else return usage(std::cerr, 2);
   }
-  if (command != "status" && command != "reload") return usage(std::cerr, 2);
+  if (command != "status" && command != "reload" && command != "prepare-restart") return usage(std::cerr, 2);
   try {
     // A reload may start inspectors and build namespaces: it gets longer than a status.
     const json answer = xdpfwd::control_request(socket, {{"op", command}}, std::chrono::seconds(command == "reload" ? 60 : 10));
@@ -104,6 +108,10 @@ int main(int argc, char** argv) {
     if (!answer.value("ok", false)) {
       std::cerr << "xdpfwdctl: " << answer.value("error", std::string("the daemon refused")) << "\n";
       return 1;
+    }
+    if (command == "prepare-restart") {
+      std::cout << "the next stop of xdpfwd keeps forwarding for the next start\n";
+      return 0;
     }
     if (as_json) std::cout << answer.at("status").dump(2) << "\n";
     else print_status(answer.at("status"), std::cout);

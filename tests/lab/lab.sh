@@ -164,10 +164,14 @@ lab_start_daemon() {
   local ingress
   for ingress in $(jq -r '.ingresses[].name' "$config"); do LAB_EXTRA_NETNS+=("xdpfwd-$ingress"); done
   # nsenter execs the daemon, so $! is the daemon's PID (a shell function here would fork).
-  nsenter --net="/run/netns/$(lab_ns node1)" -- "$XDPFWD" --config "$config" >"$LAB_DIR/daemon.log" 2>&1 &
+  # Appended: inspectors that outlive a daemon (restarts) still write to this file.
+  lab_ready_count() { if [[ -f $LAB_DIR/daemon.log ]]; then grep -c "ready:" "$LAB_DIR/daemon.log" || true; else echo 0; fi; }
+  local ready_before
+  ready_before=$(lab_ready_count)
+  nsenter --net="/run/netns/$(lab_ns node1)" -- "$XDPFWD" --config "$config" >>"$LAB_DIR/daemon.log" 2>&1 &
   LAB_DAEMON_PID=$!
   local waited=0
-  until grep -q "ready:" "$LAB_DIR/daemon.log" 2>/dev/null; do
+  until (($(lab_ready_count) > ready_before)); do
     if ! kill -0 "$LAB_DAEMON_PID" 2>/dev/null || ((waited++ > 300)); then
       lab_log "xdpfwd did not become ready; its log:"
       cat "$LAB_DIR/daemon.log" >&2
@@ -193,6 +197,13 @@ lab_down() {
   for pid in "${LAB_PIDS[@]}"; do lab_stop "$pid" 5 >/dev/null 2>&1; done
   LAB_PIDS=()
   lab_stop_daemon
+  # Inspectors outlive a daemon that died (or stopped for a restart): their pid files say which.
+  local pidfile
+  for pidfile in "$LAB_DIR"/ingress-*.pid; do
+    [[ -e $pidfile ]] || continue
+    pid=$(cat "$pidfile")
+    grep -qs xdpfwd-ingress "/proc/$pid/cmdline" && lab_stop "$pid" 5 >/dev/null 2>&1
+  done
   local netns
   # The lab's own namespaces all start with $LAB-: client, nodes and replicas.
   for netns in "${LAB_EXTRA_NETNS[@]}" /run/netns/"$LAB"-*; do
