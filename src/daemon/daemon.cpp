@@ -87,7 +87,8 @@ void Daemon::save_state() const {
   nlohmann::json slots = nlohmann::json::object();
   for (const auto& [name, running] : running_) slots[name] = running.stats_slots;
   const auto path = state_path();
-  std::ofstream(path.string() + ".new") << nlohmann::json{{"document", document_}, {"stats_slots", slots}}.dump() << "\n";
+  std::ofstream(path.string() + ".new")
+      << nlohmann::json{{"document", document_}, {"stats_slots", slots}, {"drained", drained_}}.dump() << "\n";
   std::filesystem::rename(path.string() + ".new", path);
 }
 
@@ -102,7 +103,7 @@ void Daemon::bring_up() {
     runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
     inspectors_ = std::make_unique<IngressSupervisor>(
         io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
-    inspectors_->set_config(document_);
+    inspectors_->set_config(inspector_document(document_));
     // Maps first, attach last: the program starts with every service in place.
     for (const auto& ingress : config_.ingresses) add_ingress(ingress);
     for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
@@ -127,11 +128,13 @@ bool Daemon::adopt_previous_run() {
   spdlog::info("adopting what the previous run left (generation of {})", state_path().string());
   config_ = *previous.config;
   document_ = state.at("document");
+  for (const auto& drained : state.value("drained", nlohmann::json::array()))
+    drained_.insert(drained.get<std::array<std::string, 3>>());
   host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir, true);
   runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
   inspectors_ = std::make_unique<IngressSupervisor>(
       io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
-  inspectors_->set_config(document_);
+  inspectors_->set_config(inspector_document(document_));
   const nlohmann::json slots = state.value("stats_slots", nlohmann::json::object());
   std::vector<bool> used(XDPFWD_MAX_SERVICE_IPS, false);
   std::vector<const config::Ingress*> missing;
@@ -257,7 +260,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
   spdlog::info("reload ({}): applying generation {}", why, generation_ + 1);
   try {
     spdlog::set_level(spdlog::level::from_str(next.log_level));
-    inspectors_->set_config(document);
+    inspectors_->set_config(inspector_document(document));
     for (const auto& interface : config_.interfaces) {
       const bool kept = std::any_of(next.interfaces.begin(), next.interfaces.end(),
                                     [&](const auto& i) { return i.name == interface.name; });
@@ -327,6 +330,7 @@ void Daemon::log_counters() const {
 nlohmann::json Daemon::handle_control(const nlohmann::json& request) {
   const std::string op = request.value("op", "");
   if (op == "status") return {{"ok", true}, {"status", status()}};
+  if (op == "drain" || op == "undrain") return set_drained(request, op == "drain");
   if (op == "prepare-restart") {
     keep_on_stop_ = true;
     spdlog::info("the next stop keeps the XDP path, the ingresses and their inspectors for the next run");
@@ -340,6 +344,42 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& request) {
             {"generation", generation_}};
   }
   return {{"ok", false}, {"error", "unknown op \"" + op + "\""}};
+}
+
+nlohmann::json Daemon::inspector_document(nlohmann::json document) const {
+  if (!document.contains("ingresses")) return document;
+  for (auto& ingress : document["ingresses"])
+    for (auto& service : ingress["services"])
+      if (service.contains("replicas"))
+        for (auto& replica : service["replicas"]) {
+          const std::array<std::string, 3> key{ingress.value("name", ""), service.value("name", ""), replica.value("address", "")};
+          if (drained_.contains(key)) replica["weight"] = 0;
+        }
+  return document;
+}
+
+nlohmann::json Daemon::set_drained(const nlohmann::json& request, bool drained) {
+  const std::string ingress = request.value("ingress", ""), service = request.value("service", ""),
+                    replica = request.value("replica", "");
+  const auto running = running_.find(ingress);
+  if (running == running_.end()) return {{"ok", false}, {"error", "no ingress \"" + ingress + "\""}};
+  const auto& services = running->second.config.services;
+  const auto found = std::find_if(services.begin(), services.end(), [&](const auto& s) { return s.name == service; });
+  if (found == services.end())
+    return {{"ok", false}, {"error", "ingress " + ingress + " has no service \"" + service + "\""}};
+  boost::system::error_code bad;
+  const auto address = boost::asio::ip::make_address(replica, bad);
+  if (bad || std::none_of(found->replicas.begin(), found->replicas.end(), [&](const auto& r) { return r.address == address; }))
+    return {{"ok", false}, {"error", "service " + service + " has no replica \"" + replica + "\""}};
+  const std::array<std::string, 3> key{ingress, service, address.to_string()};
+  if (drained) drained_.insert(key);
+  else drained_.erase(key);
+  inspectors_->set_config(inspector_document(document_));
+  inspectors_->configure(ingress);
+  save_state();
+  spdlog::info("ingress {}: service {}: replica {} {}", ingress, service, key[2],
+               drained ? "drained: no new flows, established ones go on" : "undrained: takes new flows again");
+  return {{"ok", true}};
 }
 
 nlohmann::json Daemon::status() const {

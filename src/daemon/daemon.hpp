@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <array>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +59,11 @@ private:
   nlohmann::json handle_control(const nlohmann::json& request);
   nlohmann::json status() const;
   std::uint32_t take_stats_slot();
+  // `xdpfwdctl drain|undrain INGRESS SERVICE REPLICA`: the replica takes no new flows (weight 0)
+  // until undrained, whatever the file says; kept across reloads and restarts.
+  nlohmann::json set_drained(const nlohmann::json& request, bool drained);
+  // The document the inspectors get: a services.json document with drained replicas at weight 0.
+  nlohmann::json inspector_document(nlohmann::json document) const;
   // The state file: the applied document and where each ingress counts (next to the control
   // socket, in the runtime directory that survives restarts).
   std::filesystem::path state_path() const;
@@ -74,6 +81,7 @@ private:
   std::uint64_t reloads_applied_ = 0;
   std::uint64_t reloads_rejected_ = 0;
   bool keep_on_stop_ = false; // `xdpfwdctl prepare-restart`
+  std::set<std::array<std::string, 3>> drained_; // {ingress, service, replica address}
   boost::asio::io_context io_;
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;

@@ -2,6 +2,9 @@
 //   xdpfwdctl [--socket PATH] status [--json]
 //   xdpfwdctl [--socket PATH] reload    validate the config file and apply what changed; exit 1
 //                                       with the errors when it is rejected (nothing changes then)
+//   xdpfwdctl [--socket PATH] drain|undrain INGRESS SERVICE REPLICA
+//                                       the replica takes no new flows (its established flows go on)
+//                                       until undrained, whatever the config file says
 //   xdpfwdctl [--socket PATH] prepare-restart
 //                                       the daemon's next stop leaves the XDP path, the ingresses
 //                                       and their inspectors running, for the next daemon to adopt
@@ -76,7 +79,8 @@ void print_status(const json& status, std::ostream& out) {
 }
 
 int usage(std::ostream& out, int code) {
-  out << "usage: xdpfwdctl [--socket PATH] status [--json] | reload | prepare-restart\n"
+  out << "usage: xdpfwdctl [--socket PATH] status [--json] | reload | prepare-restart |\n"
+         "                 drain|undrain INGRESS SERVICE REPLICA\n"
          "  --socket PATH  the daemon's control socket (default " << kDefaultSocket << ")\n";
   return code;
 }
@@ -86,6 +90,7 @@ int usage(std::ostream& out, int code) {
 int main(int argc, char** argv) {
   std::string socket = kDefaultSocket;
   std::string command;
+  std::vector<std::string> operands;
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -93,12 +98,17 @@ int main(int argc, char** argv) {
     else if (arg == "--json") as_json = true;
     else if (arg == "--help" || arg == "-h") return usage(std::cout, 0);
     else if (command.empty() && arg[0] != '-') command = arg;
+    else if (!command.empty() && arg[0] != '-') operands.push_back(arg);
     else return usage(std::cerr, 2);
   }
-  if (command != "status" && command != "reload" && command != "prepare-restart") return usage(std::cerr, 2);
+  const bool drain = command == "drain" || command == "undrain";
+  if (drain ? operands.size() != 3 : !operands.empty()) return usage(std::cerr, 2);
+  if (command != "status" && command != "reload" && command != "prepare-restart" && !drain) return usage(std::cerr, 2);
+  json request = {{"op", command}};
+  if (drain) request.update({{"ingress", operands[0]}, {"service", operands[1]}, {"replica", operands[2]}});
   try {
     // A reload may start inspectors and build namespaces: it gets longer than a status.
-    const json answer = xdpfwd::control_request(socket, {{"op", command}}, std::chrono::seconds(command == "reload" ? 60 : 10));
+    const json answer = xdpfwd::control_request(socket, request, std::chrono::seconds(command == "reload" ? 60 : 10));
     if (command == "reload") {
       for (const auto& change : answer.value("changes", json::array())) std::cout << text(change) << "\n";
       for (const auto& error : answer.value("errors", json::array())) std::cerr << "xdpfwdctl: " << text(error) << "\n";
@@ -108,6 +118,10 @@ int main(int argc, char** argv) {
     if (!answer.value("ok", false)) {
       std::cerr << "xdpfwdctl: " << answer.value("error", std::string("the daemon refused")) << "\n";
       return 1;
+    }
+    if (drain) {
+      std::cout << "replica " << operands[2] << " of " << operands[1] << " " << command << "ed\n";
+      return 0;
     }
     if (command == "prepare-restart") {
       std::cout << "the next stop of xdpfwd keeps forwarding for the next start\n";

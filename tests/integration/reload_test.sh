@@ -115,5 +115,30 @@ lab_expect_match "rl lost no datagram through every reload" "$out" "^sent 4000 r
 lab_expect_match "... all answered by r1: the flow stayed on its replica" "$out" "^from r1: 4000$"
 lab_stop "${echo_pid[r1]}" 5 || true
 lab_expect_match "r1 received each of the 4000 exactly once" "$(cat "$LAB_DIR/r1-udp.log")" "^received 4000$"
+lab_bg r1 r1-udp-again "$LAB_PEER" udp-echo :: 7 --name r1
+lab_wait_for "$LAB_DIR/r1-udp-again.log" listening 5
+
+# Drain: the replica of a running flow takes no new flows, while that flow goes on to the end.
+lab_bg client stream2 "$LAB_PEER" udp-send 198.18.0.30 7 --count 2000 --gap-us 1000 --wait-ms 3000
+stream2_pid=$LAB_LAST_PID
+sleep 0.3
+busy=$(ctl status --json | jq -r '.ingresses[] | select(.name == "rl") | .inspector.services[0].replicas[] | select(.active_flows > 0) | .address')
+other=$([[ $busy == 10.203.0.11 ]] && echo 10.203.0.12 || echo 10.203.0.11)
+out=$(ctl drain rl rl-a "$busy")
+lab_expect_match "xdpfwdctl drain" "$out" "drained$"
+lab_expect "... the drained replica shows weight 0" \
+  "$(ctl status --json | jq --arg a "$busy" '.ingresses[] | select(.name == "rl") | .inspector.services[0].replicas[] | select(.address == $a) | .weight')" 0
+new_flows=""
+for _ in $(seq 6); do new_flows+="$(lab_exec client "$LAB_PEER" udp-send 198.18.0.30 7 --count 5 --wait-ms 2000)"$'\n'; done
+busy_name=$([[ $busy == 10.203.0.11 ]] && echo r1 || echo r2)
+other_name=$([[ $busy == 10.203.0.11 ]] && echo r2 || echo r1)
+lab_expect "6 new flows all go to the other replica ($other)" "$(grep -c "^from $other_name: 5$" <<<"$new_flows")" 6
+wait "$stream2_pid" || true
+lab_expect_match "the established flow finished on the drained replica, nothing lost" "$(cat "$LAB_DIR/stream2.log")" \
+  "^from $busy_name: 2000$"
+out=$(ctl undrain rl rl-a "$busy")
+lab_expect_match "xdpfwdctl undrain" "$out" "undrained$"
+out=$(ctl drain rl rl-a 10.203.0.99 2>&1 || true)
+lab_expect_match "draining a replica the service does not have is refused, by name" "$out" 'no replica "10.203.0.99"'
 
 lab_summary
