@@ -67,6 +67,12 @@ struct DomainRouting {
   std::vector<std::uint16_t> dns_ports;
   std::string unknown_domain = "reject"; // "reject" or the name of a service of the ingress
   bool proxy_protocol = false;
+  // Limits of the terminating proxy (tls_ports, http_ports).
+  std::uint32_t max_connections = 4096;          // open client connections at once; more are reset
+  std::uint32_t max_first_bytes = 16384;         // bytes read to find the name (ClientHello, request head)
+  std::uint32_t first_bytes_timeout_ms = 5000;   // from accept until the name is known
+  std::uint32_t connect_timeout_ms = 3000;       // to connect to the chosen replica
+  std::uint32_t idle_timeout_ms = 300000;        // a relayed connection silent both ways this long is closed
 };
 
 struct HealthCheck {

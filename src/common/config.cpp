@@ -804,7 +804,8 @@ private:
   }
 
   static void read_domain_routing(const Node& node, DomainRouting& routing) {
-    const Object object(node, {"tls_ports", "http_ports", "dns_ports", "unknown_domain", "proxy_protocol"});
+    const Object object(node, {"tls_ports", "http_ports", "dns_ports", "unknown_domain", "proxy_protocol", "max_connections",
+                               "max_first_bytes", "first_bytes_timeout_ms", "connect_timeout_ms", "idle_timeout_ms"});
     if (!object.valid()) return;
     // A port belongs to one way of finding the domain.
     std::map<std::uint16_t, std::string_view> owner;
@@ -821,6 +822,13 @@ private:
     if (const auto unknown = object.get("unknown_domain"); unknown && decode(*unknown, routing.unknown_domain))
       if (routing.unknown_domain.empty()) unknown->error("must be \"reject\" or the name of a service of this ingress");
     object.read("proxy_protocol", routing.proxy_protocol);
+    constexpr std::uint32_t kHour = 3'600'000;
+    object.read_integer("max_connections", routing.max_connections, 1, 1'000'000);
+    // A ClientHello with post-quantum key shares is about 2.5 KiB; TLS records are 16 KiB at most.
+    object.read_integer("max_first_bytes", routing.max_first_bytes, 512, 65536);
+    object.read_integer("first_bytes_timeout_ms", routing.first_bytes_timeout_ms, 1, kHour);
+    object.read_integer("connect_timeout_ms", routing.connect_timeout_ms, 1, kHour);
+    object.read_integer("idle_timeout_ms", routing.idle_timeout_ms, 1, 24 * kHour);
   }
 
   // After the services: the checks of domain_routing that depend on them.

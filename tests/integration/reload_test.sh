@@ -119,10 +119,14 @@ lab_bg r1 r1-udp-again "$LAB_PEER" udp-echo :: 7 --name r1
 lab_wait_for "$LAB_DIR/r1-udp-again.log" listening 5
 
 # Drain: the replica of a running flow takes no new flows, while that flow goes on to the end.
+# The stream's replica is the one whose count of active flows grows when it starts (earlier flows
+# of this test are still in the table).
+flows() { ctl status --json | jq -r '.ingresses[] | select(.name == "rl") | .inspector.services[0].replicas[] | "\(.address) \(.active_flows)"' | sort; }
+flows_before=$(flows)
 lab_bg client stream2 "$LAB_PEER" udp-send 198.18.0.30 7 --count 2000 --gap-us 1000 --wait-ms 3000
 stream2_pid=$LAB_LAST_PID
 sleep 0.3
-busy=$(ctl status --json | jq -r '.ingresses[] | select(.name == "rl") | .inspector.services[0].replicas[] | select(.active_flows > 0) | .address')
+busy=$(join <(echo "$flows_before") <(flows) | awk '$3 > $2 { print $1 }')
 other=$([[ $busy == 10.203.0.11 ]] && echo 10.203.0.12 || echo 10.203.0.11)
 out=$(ctl drain rl rl-a "$busy")
 lab_expect_match "xdpfwdctl drain" "$out" "drained$"

@@ -130,6 +130,11 @@ TEST(ConfigDefaults, OmittedFieldsTakeTheDocumentedDefaults) {
   EXPECT_TRUE(in.domain_routing.tls_ports.empty());
   EXPECT_EQ(in.domain_routing.unknown_domain, "reject");
   EXPECT_FALSE(in.domain_routing.proxy_protocol);
+  EXPECT_EQ(in.domain_routing.max_connections, 4096u);
+  EXPECT_EQ(in.domain_routing.max_first_bytes, 16384u);
+  EXPECT_EQ(in.domain_routing.first_bytes_timeout_ms, 5000u);
+  EXPECT_EQ(in.domain_routing.connect_timeout_ms, 3000u);
+  EXPECT_EQ(in.domain_routing.idle_timeout_ms, 300000u);
 
   const Service& svc = in.services.at(0);
   EXPECT_TRUE(svc.domains.empty());
@@ -217,6 +222,21 @@ TEST(ConfigDefaults, UnknownDomainMayNameAServiceOfTheIngress) {
   const auto result = parse_json(document);
   ASSERT_TRUE(result.errors.empty()) << all(result.errors);
   EXPECT_EQ(result.config->ingresses[0].domain_routing.unknown_domain, "waf-b");
+}
+
+TEST(ConfigDefaults, ProxyLimitsAreRead) {
+  json document = minimal();
+  ingress(document)["domain_routing"] = {{"tls_ports", {443}}, {"max_connections", 10}, {"max_first_bytes", 4096},
+                                         {"first_bytes_timeout_ms", 200}, {"connect_timeout_ms", 300},
+                                         {"idle_timeout_ms", 400}};
+  const auto result = parse_json(document);
+  ASSERT_TRUE(result.errors.empty()) << all(result.errors);
+  const auto& routing = result.config->ingresses[0].domain_routing;
+  EXPECT_EQ(routing.max_connections, 10u);
+  EXPECT_EQ(routing.max_first_bytes, 4096u);
+  EXPECT_EQ(routing.first_bytes_timeout_ms, 200u);
+  EXPECT_EQ(routing.connect_timeout_ms, 300u);
+  EXPECT_EQ(routing.idle_timeout_ms, 400u);
 }
 
 TEST(ConfigDefaults, EnumNamesRoundTrip) {
@@ -486,6 +506,16 @@ const Case kDomainRouting[] = {
      "ingresses[0].domain_routing.unknown_domain", "is not \"reject\" or a service of this ingress"},
     {"ProxyProtocolType", [](json& d) { ingress(d)["domain_routing"] = {{"proxy_protocol", "yes"}}; },
      "ingresses[0].domain_routing.proxy_protocol", "expected true or false, got \"yes\""},
+    {"MaxConnectionsZero", [](json& d) { ingress(d)["domain_routing"] = {{"max_connections", 0}}; },
+     "ingresses[0].domain_routing.max_connections", "0 is out of range (1-1000000)"},
+    {"MaxFirstBytesTooSmall", [](json& d) { ingress(d)["domain_routing"] = {{"max_first_bytes", 100}}; },
+     "ingresses[0].domain_routing.max_first_bytes", "100 is out of range (512-65536)"},
+    {"FirstBytesTimeoutType", [](json& d) { ingress(d)["domain_routing"] = {{"first_bytes_timeout_ms", "5s"}}; },
+     "ingresses[0].domain_routing.first_bytes_timeout_ms", "expected an integer, got \"5s\""},
+    {"ConnectTimeoutZero", [](json& d) { ingress(d)["domain_routing"] = {{"connect_timeout_ms", 0}}; },
+     "ingresses[0].domain_routing.connect_timeout_ms", "0 is out of range (1-3600000)"},
+    {"IdleTimeoutTooLong", [](json& d) { ingress(d)["domain_routing"] = {{"idle_timeout_ms", 86400001}}; },
+     "ingresses[0].domain_routing.idle_timeout_ms", "86400001 is out of range (1-86400000)"},
     {"MultiServiceNeedsRoutingPorts",
      [](json& d) {
        add_service(d);

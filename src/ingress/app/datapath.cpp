@@ -1,11 +1,14 @@
 #include "datapath.hpp"
 
+#include "domain_proxy.hpp"
+
 #include "poller.hpp"
 #include "port_allocator.hpp"
 #include "xdpfwd/netlink.hpp"
 #include "xdpfwd/system_error.hpp"
 
 #include <net/if.h>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 
@@ -49,6 +52,7 @@ DataPath::DataPath(const config::Ingress& ingress) {
   if (ingress.overlay.address) xdp_.add_overlay_ip(ingress.overlay.address->address());
   if (ingress.overlay.address6) xdp_.add_overlay_ip(ingress.overlay.address6->address());
   sync_service_ips(ingress);
+  sync_stack_ports(ingress);
 
   umem_ = xsk::Umem::create();
   client_ = std::make_unique<xsk::XskSocket>(umem_, kClientInterface, 0, xdp_.client_xsks_fd());
@@ -102,9 +106,20 @@ void DataPath::sync_service_ips(const config::Ingress& ingress) {
   service_ips_ = ingress.service_ips;
 }
 
+void DataPath::sync_stack_ports(const config::Ingress& ingress) {
+  const std::vector<std::uint16_t> wanted = terminated_ports(ingress);
+  for (const std::uint16_t old : stack_ports_)
+    if (std::find(wanted.begin(), wanted.end(), old) == wanted.end()) xdp_.remove_stack_tcp_port(old);
+  for (const std::uint16_t port : wanted) xdp_.add_stack_tcp_port(port);
+  if (wanted != stack_ports_ && !wanted.empty())
+    spdlog::info("TCP ports terminated by the domain proxy: {}", fmt::join(wanted, ", "));
+  stack_ports_ = wanted;
+}
+
 void DataPath::configure(const config::Ingress& ingress) {
   release_held(now(), true); // their tickets name services of the old configuration
   sync_service_ips(ingress);
+  sync_stack_ports(ingress);
   forwarding_->configure(ingress);
 }
 
@@ -112,6 +127,7 @@ nlohmann::json DataPath::status() const {
   nlohmann::json status = forwarding_->status();
   status["tx_dropped"] = tx_dropped_;
   status["held"] = held_.size();
+  status["terminated_tcp_ports"] = stack_ports_;
   // The kernel's drops at the AF_XDP sockets: rings full (the inspector fell behind).
   for (const auto& [name, socket] : {std::pair{"client_socket", client_.get()}, std::pair{"overlay_socket", overlay_.get()}}) {
     const xdp_statistics statistics = socket->statistics();

@@ -53,6 +53,9 @@ private:
   // Sends the held frames whose replica is now resolved; gives up on those held too long.
   void release_held(balance::Timestamp now, bool give_up_all = false);
   void sync_service_ips(const config::Ingress& ingress);
+  // The TCP ports the domain proxy terminates (terminated_ports): the XDP program passes them to
+  // the ingress netns's kernel instead of the AF_XDP socket.
+  void sync_stack_ports(const config::Ingress& ingress);
 
   xsk::IngressXdp xdp_;
   std::shared_ptr<xsk::Umem> umem_;
@@ -61,6 +64,7 @@ private:
   std::unique_ptr<NeighbourCache> neighbours_;
   std::unique_ptr<Forwarding> forwarding_;
   std::vector<boost::asio::ip::address> service_ips_;
+  std::vector<std::uint16_t> stack_ports_;
   std::uint64_t tx_dropped_ = 0; // frames a full tx ring refused
   std::vector<Held> held_;       // reserved once: at most kMaxHeld
 

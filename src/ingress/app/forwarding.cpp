@@ -1,5 +1,8 @@
 #include "forwarding.hpp"
 
+#include "bytes.hpp"
+#include "checksum.hpp"
+#include "dns_query.hpp"
 #include "icmp_too_big.hpp"
 
 #include <spdlog/spdlog.h>
@@ -65,6 +68,8 @@ std::string_view to_string(ForwardDrop drop) noexcept {
   case ForwardDrop::UnknownReply: return "unknown_reply";
   case ForwardDrop::BadOverlayFrame: return "bad_overlay_frame";
   case ForwardDrop::IcmpUntranslatable: return "icmp_untranslatable";
+  case ForwardDrop::BadDns: return "bad_dns";
+  case ForwardDrop::NoDomainPort: return "no_domain_port";
   case ForwardDrop::Count: break;
   }
   return "unknown";
@@ -74,6 +79,7 @@ struct Forwarding::Service {
   config::Service config;
   balance::ServiceBalancer balancer;
   std::vector<std::optional<pkt::nat::Mac>> macs; // by replica slot; refresh_neighbours()
+  std::uint64_t dns_routed = 0; // DNS queries given to this service by their name
 };
 
 Forwarding::Forwarding(const config::Ingress& ingress, IngressLinks links, NeighbourCache& neighbours)
@@ -90,12 +96,16 @@ std::unique_ptr<Forwarding::Service> Forwarding::make_service(const config::Serv
       .overlay_v4 = overlay_address(overlay_v4_),
       .overlay_v6 = overlay_address(overlay_v6_),
   };
-  auto made = std::unique_ptr<Service>(new Service{service, balance::ServiceBalancer(options), {}});
+  auto made = std::unique_ptr<Service>(new Service{service, balance::ServiceBalancer(options), {}, 0});
   made->balancer.sync(service.replicas);
   return made;
 }
 
 void Forwarding::configure(const config::Ingress& ingress) {
+  // First what can throw (a config that validation let through but the table refuses), so that
+  // a refused configuration changes nothing.
+  std::optional<domain::DomainTable> domains;
+  if (ingress.services.size() > 1) domains = domain::DomainTable::from_ingress(ingress);
   const auto old_v4 = overlay_v4_, old_v6 = overlay_v6_;
   overlay_v4_.reset();
   overlay_v6_.reset();
@@ -128,9 +138,8 @@ void Forwarding::configure(const config::Ingress& ingress) {
     }
   }
   services_ = std::move(services);
-  if (services_.size() > 1)
-    spdlog::warn("ingress {}: {} services: choosing by domain name is not available yet, all traffic goes to {}",
-                 name_, services_.size(), services_.front()->config.name);
+  domains_ = std::move(domains);
+  dns_ports_ = domains_ ? ingress.domain_routing.dns_ports : std::vector<std::uint16_t>{};
   for (const auto& service : services_)
     for (const auto& replica : service->config.replicas) neighbours_.resolve(replica.address);
   refresh_neighbours();
@@ -171,7 +180,13 @@ Action Forwarding::client_frame(std::span<std::uint8_t> buffer, std::uint32_t& l
   // Before any flow state: a packet that cannot pass takes neither a flow nor a port.
   if (view.l3_len() > links_.overlay_mtu) return too_big(buffer, length, view);
 
-  const std::uint32_t service_index = 0;
+  std::uint32_t service_index = 0;
+  if (domains_) {
+    Action answered = Action::Drop;
+    const auto chosen = choose_service(buffer, length, view, answered);
+    if (!chosen) return answered;
+    service_index = *chosen;
+  }
   Service& service = *services_[service_index];
   const FlowKey key = flow_key(view);
   const auto decision = service.balancer.client_packet(key, balance::hash(key), view.tcp_flags, now);
@@ -192,6 +207,96 @@ Action Forwarding::client_frame(std::span<std::uint8_t> buffer, std::uint32_t& l
   pkt::nat::set_macs(view, links_.overlay_mac, *mac);
   ++counters_.to_overlay;
   return Action::ToOverlay;
+}
+
+// Several services behind one ingress. A UDP datagram to a dns_ports port takes the service its
+// query name picks; every query is routed by its own name, so one client socket asking for names
+// of two services has a flow in each service's table (flows are per service: the replies are told
+// apart by the replica's address). The terminated TCP ports (tls_ports, http_ports) reach the
+// ingress's kernel, not this path (only their fragments could: they have no port to go by). Every
+// other packet goes to unknown_domain's service, or is dropped when it is "reject".
+std::optional<std::uint32_t> Forwarding::choose_service(std::span<std::uint8_t> buffer, std::uint32_t& length,
+                                                        pkt::PacketView& view, Action& action) noexcept {
+  const bool dns = view.l4_proto == pkt::kProtoUdp && view.has_l4 &&
+                   std::find(dns_ports_.begin(), dns_ports_.end(), view.dst_port) != dns_ports_.end();
+  if (!dns) {
+    if (const auto fallback = domains_->fallback()) return static_cast<std::uint32_t>(fallback->service);
+    action = drop(ForwardDrop::NoDomainPort);
+    return std::nullopt;
+  }
+  // A fragment does not hold the whole query: its name cannot be trusted (or read).
+  if (view.is_fragment) {
+    action = drop(ForwardDrop::BadDns);
+    return std::nullopt;
+  }
+  const domain::DnsQuery query = domain::parse_dns_query({view.data + view.payload_off, view.payload_len()});
+  std::optional<domain::DomainTable::Match> match;
+  switch (query.status) {
+  case domain::Status::Found: match = domains_->match(query.name); break;
+  case domain::Status::NoName:
+  case domain::Status::BadName: match = domains_->fallback(); break;
+  default: // NotProtocol (a response, another opcode), Malformed, TooLong
+    action = drop(ForwardDrop::BadDns);
+    return std::nullopt;
+  }
+  if (!match) {
+    action = refuse_dns(buffer, length, view);
+    return std::nullopt;
+  }
+  ++services_[match->service]->dns_routed;
+  return static_cast<std::uint32_t>(match->service);
+}
+
+// The REFUSED answer, written over the query: from the service IP and port the client asked,
+// with a plain IP header (no IPv4 options, no IPv6 extension headers: nothing of the query's
+// path is echoed back), out of eth0 to the host.
+Action Forwarding::refuse_dns(std::span<std::uint8_t> buffer, std::uint32_t& length, const pkt::PacketView& view) noexcept {
+  std::uint8_t* const payload = view.data + view.payload_off;
+  const auto answer = domain::refuse_in_place({payload, view.payload_len()});
+  if (!answer) return drop(ForwardDrop::BadDns);
+  const std::uint32_t address_length = view.addr_len();
+  std::array<std::uint8_t, 16> client{}, service{};
+  std::memcpy(client.data(), view.src_addr(), address_length);
+  std::memcpy(service.data(), view.dst_addr(), address_length);
+  const std::uint16_t client_port = view.src_port, service_port = view.dst_port;
+
+  const std::uint32_t ip_header = view.ip_version == 4 ? pkt::kIpv4MinHeaderLen : pkt::kIpv6HeaderLen;
+  std::uint8_t* const ip = view.data + view.l3_off;
+  std::uint8_t* const udp = ip + ip_header;
+  const std::uint32_t udp_length = pkt::kUdpHeaderLen + static_cast<std::uint32_t>(*answer);
+  std::memmove(udp + pkt::kUdpHeaderLen, payload, *answer); // never further: the answer is shorter
+  if (view.ip_version == 4) {
+    std::memset(ip, 0, ip_header);
+    ip[0] = 0x45;
+    pkt::store_be16(ip + 2, static_cast<std::uint16_t>(ip_header + udp_length));
+    pkt::store_be16(ip + 6, 0x4000); // DF
+    ip[8] = 64;
+    ip[9] = pkt::kProtoUdp;
+    std::memcpy(ip + 12, service.data(), 4);
+    std::memcpy(ip + 16, client.data(), 4);
+  } else {
+    std::memset(ip, 0, 8);
+    ip[0] = 0x60;
+    pkt::store_be16(ip + 4, static_cast<std::uint16_t>(udp_length));
+    ip[6] = pkt::kProtoUdp;
+    ip[7] = 64;
+    std::memcpy(ip + 8, service.data(), 16);
+    std::memcpy(ip + 24, client.data(), 16);
+  }
+  pkt::store_be16(udp, service_port);
+  pkt::store_be16(udp + 2, client_port);
+  pkt::store_be16(udp + 4, static_cast<std::uint16_t>(udp_length));
+  pkt::store_be16(udp + 6, 0);
+  length = view.l3_off + ip_header + udp_length;
+
+  pkt::PacketView reply;
+  if (pkt::parse_frame(buffer.first(length), reply) != pkt::ParseStatus::Ok) return drop(ForwardDrop::BadDns);
+  if (reply.ip_version == 4) pkt::csum::set_ipv4_header(reply);
+  pkt::csum::set_l4(reply);
+  pkt::nat::set_macs(reply, links_.client_mac, gateway_mac_);
+  ++counters_.dns_refused;
+  ++counters_.to_client;
+  return Action::ToClient;
 }
 
 std::optional<pkt::nat::Mac> Forwarding::replica_mac(const HoldTicket& ticket) const noexcept {
@@ -343,6 +448,7 @@ nlohmann::json Forwarding::status() const {
                         {"flows", service->balancer.flows().size()},
                         {"flows_created", counters.flows_created},
                         {"flows_moved", counters.flows_moved},
+                        {"dns_routed", service->dns_routed},
                         {"replicas", replicas}});
   }
   return {{"ingress", name_},
@@ -350,6 +456,7 @@ nlohmann::json Forwarding::status() const {
           {"to_overlay", counters_.to_overlay},
           {"to_client", counters_.to_client},
           {"too_big_answered", counters_.too_big_answered},
+          {"dns_refused", counters_.dns_refused},
           {"drops", drops},
           {"services", services}};
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "conformity.hpp"
+#include "domain_table.hpp"
 #include "nat.hpp"
 #include "neighbour_cache.hpp"
 #include "service_balancer.hpp"
@@ -33,6 +34,8 @@ enum class ForwardDrop : std::uint8_t {
   UnknownReply,      // "unknown_reply": from the overlay, but no flow (expired, or never ours)
   BadOverlayFrame,   // "bad_overlay_frame": from the overlay, unparsable
   IcmpUntranslatable, // "icmp_untranslatable": an ICMP error whose quoted packet we cannot map
+  BadDns,            // "bad_dns": to a dns_ports port of a multi-service ingress, not a readable query
+  NoDomainPort,      // "no_domain_port": multi-service ingress, a port without a domain, unknown_domain reject
   Count
 };
 std::string_view to_string(ForwardDrop drop) noexcept;
@@ -41,6 +44,7 @@ struct ForwardCounters {
   std::uint64_t to_overlay = 0;
   std::uint64_t to_client = 0;
   std::uint64_t too_big_answered = 0; // ICMP frag-needed / packet-too-big sent to clients
+  std::uint64_t dns_refused = 0;      // DNS queries for a name no service takes, answered REFUSED
   std::array<std::uint64_t, static_cast<size_t>(ForwardDrop::Count)> drops{};
 };
 
@@ -94,6 +98,11 @@ private:
   Action overlay_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
   Action client_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
   Action too_big(std::span<std::uint8_t> buffer, std::uint32_t& length, const packet::PacketView& view) noexcept;
+  // The service of a client packet of a multi-service ingress, or nullopt when the packet was
+  // answered (action says how) or dropped.
+  std::optional<std::uint32_t> choose_service(std::span<std::uint8_t> buffer, std::uint32_t& length,
+                                              packet::PacketView& view, Action& action) noexcept;
+  Action refuse_dns(std::span<std::uint8_t> buffer, std::uint32_t& length, const packet::PacketView& view) noexcept;
   std::unique_ptr<Service> make_service(const config::Service& service) const;
 
   std::string name_;
@@ -104,6 +113,9 @@ private:
   std::unique_ptr<packet::Conformity> conformity_;
   packet::DropCounters conformity_before_{}; // what earlier configurations' checks counted
   std::vector<std::unique_ptr<Service>> services_;
+  // Several services: the domain names and the UDP ports whose DNS query name picks the service.
+  std::optional<domain::DomainTable> domains_;
+  std::vector<std::uint16_t> dns_ports_;
   packet::nat::Mac gateway_mac_{}; // the host's end of eth0, learnt from the client frames
   HoldTicket held_for_;
   ForwardCounters counters_;

@@ -5,15 +5,18 @@
 // restart, "status" reports counters. SIGTERM/SIGINT stop it.
 #include "xdpfwd/control_server.hpp"
 #include "datapath.hpp"
+#include "domain_proxy.hpp"
 #include "xdpfwd/config.hpp"
 #include "xdpfwd/log.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -46,20 +49,35 @@ Options parse_arguments(int argc, char** argv) {
   return options;
 }
 
-// The inspector: the data path once configured, and the control requests that reach it.
+// Each terminated connection holds up to six descriptors: take the hard limit, not the soft 1024
+// a service manager usually leaves.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) spdlog::warn("raise the descriptor limit: {}", std::strerror(errno));
+}
+
+// The inspector: the data path once configured, the domain proxy (on the io_context of the
+// control socket, this thread), and the control requests that reach them.
 class Inspector {
 public:
-  explicit Inspector(std::string name) : name_(std::move(name)) {}
+  Inspector(boost::asio::io_context& io, std::string name) : name_(std::move(name)), proxy_(io) {}
   ~Inspector() { stop(); }
 
   json handle(const json& request) {
     const std::string op = request.value("op", "");
     if (op == "configure") return configure(request);
-    if (op == "status") return on_datapath([this] { return json{{"ok", true}, {"status", datapath_->status()}}; });
+    if (op == "status") {
+      json answer = on_datapath([this] { return json{{"ok", true}, {"status", datapath_->status()}}; });
+      if (answer.value("ok", false)) answer["status"]["proxy"] = proxy_.status();
+      return answer;
+    }
     return {{"ok", false}, {"error", "unknown op \"" + op + "\""}};
   }
 
   void stop() {
+    proxy_.stop();
     if (!datapath_) return;
     datapath_->stop();
     thread_.join();
@@ -79,6 +97,12 @@ private:
     const auto& ingresses = parsed.config->ingresses;
     const auto own = std::find_if(ingresses.begin(), ingresses.end(), [&](const auto& i) { return i.name == name_; });
     if (own == ingresses.end()) return {{"ok", false}, {"error", "the config has no ingress " + name_}};
+    // The proxy listens before the data path hands the terminated ports to the kernel.
+    try {
+      proxy_.configure(*own);
+    } catch (const std::exception& error) {
+      return {{"ok", false}, {"error", std::string("domain proxy: ") + error.what()}};
+    }
     if (!datapath_) {
       datapath_ = std::make_unique<DataPath>(*own);
       thread_ = std::thread([this] { datapath_->run(); });
@@ -112,6 +136,7 @@ private:
   }
 
   std::string name_;
+  xdpfwd::ingress::DomainProxy proxy_;
   std::unique_ptr<DataPath> datapath_;
   std::thread thread_;
 };
@@ -123,8 +148,9 @@ int main(int argc, char** argv) {
     const Options options = parse_arguments(argc, argv);
     xdpfwd::setup_logging(options.log_level, "ingress " + options.ingress);
     xdpfwd::route_bpf_library_logs();
+    raise_descriptor_limit();
     boost::asio::io_context io;
-    Inspector inspector(options.ingress);
+    Inspector inspector(io, options.ingress);
     xdpfwd::ControlServer control(io, options.control, [&](const json& request) { return inspector.handle(request); });
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int signal) {

@@ -995,3 +995,137 @@ TEST_F(ForwardingTest, ConfigureKeepsTheCounters) {
 }
 
 } // namespace
+
+// ================= several services: the DNS query name picks the service =================
+
+// A DNS query for name (type A, RD set) with an EDNS OPT record, as dig sends it.
+Bytes dns_query(const std::string& name, std::uint16_t id = 0x1234) {
+  Bytes query = {static_cast<std::uint8_t>(id >> 8), static_cast<std::uint8_t>(id), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1};
+  std::size_t start = 0;
+  while (start < name.size()) {
+    const std::size_t dot = std::min(name.find('.', start), name.size());
+    query.push_back(static_cast<std::uint8_t>(dot - start));
+    query.insert(query.end(), name.begin() + static_cast<long>(start), name.begin() + static_cast<long>(dot));
+    start = dot + 1;
+  }
+  const Bytes tail = {0, 0, 1, 0, 1, /* OPT */ 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0};
+  query.insert(query.end(), tail.begin(), tail.end());
+  return query;
+}
+
+config::Ingress two_services(const std::string& unknown_domain = "reject") {
+  config::Service a = service({replica("10.201.0.11"), replica("fd00:201::11")});
+  a.name = "svc-a";
+  a.domains = {"a.example.test", "*.a.example.test"};
+  config::Service b = service({replica("10.201.0.12"), replica("fd00:201::12")});
+  b.name = "svc-b";
+  b.domains = {"b.example.test"};
+  config::Ingress in = ingress(a);
+  in.services.push_back(b);
+  in.domain_routing.tls_ports = {443};
+  in.domain_routing.dns_ports = {53};
+  in.domain_routing.unknown_domain = unknown_domain;
+  return in;
+}
+
+TEST_F(ForwardingTest, DnsQueryNamePicksTheServiceAndRepliesComeBack) {
+  auto fwd = make(two_services());
+  // One client socket asks for names of both services: each query goes by its own name.
+  const Out to_a = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40053, 53).payload(dns_query("x.A.example.test"))));
+  EXPECT_EQ(expect_natted(to_a, kOverlayV4, 53), "10.201.0.11");
+  const Out to_b = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40053, 53).payload(dns_query("b.example.test"))));
+  EXPECT_EQ(expect_natted(to_b, kOverlayV4, 53), "10.201.0.12");
+  const Out to_b6 = client(*fwd, from_client(Builder().ipv6(kClientV6, kServiceV6).udp(40053, 53).payload(dns_query("b.example.test."))));
+  EXPECT_EQ(expect_natted(to_b6, kOverlayV6, 53), "fd00:201::12");
+
+  for (const auto& [out, replica_address] : {std::pair{&to_a, "10.201.0.11"}, std::pair{&to_b, "10.201.0.12"}}) {
+    const Bytes answer = from_replica(
+        Builder().ipv4(replica_address, kOverlayV4).udp(53, out->p().sport()).payload_size(30, 7), replica_address);
+    expect_to_client(overlay(*fwd, answer), kServiceV4, 53, kClientV4, 40053);
+  }
+  const auto status = fwd->status();
+  EXPECT_EQ(status["services"][0]["dns_routed"], 1);
+  EXPECT_EQ(status["services"][1]["dns_routed"], 2);
+  EXPECT_EQ(status["services"][0]["flows"], 1);
+  EXPECT_EQ(status["services"][1]["flows"], 2);
+  EXPECT_TRUE(status["drops"].empty()) << status["drops"].dump();
+}
+
+// The REFUSED answer: from the service IP and port to the client, same ID and question, no
+// other record, every checksum right.
+void expect_refused(const Out& out, const char* service_ip, const char* client_ip, const Bytes& query) {
+  expect_to_client(out, service_ip, 53, client_ip, 40054);
+  const Parsed p = out.p();
+  const std::size_t dns = p.l.l4 + 8;
+  ASSERT_GE(out.frame.size(), dns + 12);
+  EXPECT_EQ(out.frame.size(), p.l.end);
+  EXPECT_EQ(frames::get16(&out.frame[dns]), 0x1234);             // ID
+  EXPECT_EQ(out.frame[dns + 2], 0x81);                           // QR, opcode QUERY, RD
+  EXPECT_EQ(out.frame[dns + 3] & 0x0F, 5);                       // REFUSED
+  EXPECT_EQ(frames::get16(&out.frame[dns + 4]), 1);              // QDCOUNT
+  EXPECT_EQ(frames::get16(&out.frame[dns + 10]), 0);             // ARCOUNT: the OPT is gone
+  EXPECT_EQ(out.frame.size() - dns, query.size() - 11);          // the question only
+  EXPECT_TRUE(std::equal(query.begin() + 12, query.end() - 11, out.frame.begin() + static_cast<long>(dns) + 12));
+  EXPECT_EQ(frames::get16(&out.frame[p.l.l4 + 4]), out.frame.size() - p.l.l4); // UDP length
+  EXPECT_EQ(p.ip_len(), p.l.end - p.l.l3);
+}
+
+TEST_F(ForwardingTest, DnsQueryForAnUnknownNameIsRefusedInPlace) {
+  auto fwd = make(two_services());
+  const Bytes query = dns_query("c.example.test");
+  const Out v4 = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40054, 53).payload(query)));
+  expect_refused(v4, kServiceV4, kClientV4, query);
+  EXPECT_EQ(v4.p().l.l4, 14u + 20u);
+  // IPv4 options are not echoed back.
+  const Out options = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).ipv4_options({1, 1, 1, 0})
+                                                   .udp(40054, 53).payload(query)));
+  expect_refused(options, kServiceV4, kClientV4, query);
+  EXPECT_EQ(options.p().l.l4, 14u + 20u);
+  const Out v6 = client(*fwd, from_client(Builder().ipv6(kClientV6, kServiceV6).udp(40054, 53).payload(query)));
+  expect_refused(v6, kServiceV6, kClientV6, query);
+  // No name at all (the root) and reject: refused too.
+  expect_refused(client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40054, 53).payload(dns_query("")))),
+                 kServiceV4, kClientV4, dns_query(""));
+
+  const auto status = fwd->status();
+  EXPECT_EQ(status["dns_refused"], 4);
+  EXPECT_EQ(status["to_client"], 4);
+  EXPECT_EQ(status["services"][0]["flows"], 0);
+  EXPECT_EQ(status["services"][1]["flows"], 0);
+}
+
+TEST_F(ForwardingTest, UnknownNameTakesTheUnknownDomainService) {
+  auto fwd = make(two_services("svc-b"));
+  const Out out = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40055, 53).payload(dns_query("c.example.test"))));
+  EXPECT_EQ(expect_natted(out, kOverlayV4, 53), "10.201.0.12");
+  // Ports without a domain go there as well.
+  const Out other = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40055, 7).payload_size(20)));
+  EXPECT_EQ(expect_natted(other, kOverlayV4, 7), "10.201.0.12");
+  EXPECT_EQ(fwd->status()["dns_refused"], 0);
+}
+
+TEST_F(ForwardingTest, MalformedDnsAndPortsWithoutADomainAreDropped) {
+  auto fwd = make(two_services());
+  Bytes response = dns_query("a.example.test");
+  response[2] |= 0x80; // QR: a response is never routed
+  for (const Bytes& payload : {Bytes{1, 2, 3}, response, Bytes(40, 0xff)})
+    EXPECT_EQ(client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40056, 53).payload(payload))).action,
+              Action::Drop);
+  EXPECT_EQ(client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40056, 7).payload_size(20))).action,
+            Action::Drop);
+  EXPECT_EQ(client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).tcp(40056, 22, pkt::kTcpSyn))).action,
+            Action::Drop);
+  const auto status = fwd->status();
+  EXPECT_EQ(status["drops"]["bad_dns"], 3);
+  EXPECT_EQ(status["drops"]["no_domain_port"], 2);
+}
+
+TEST_F(ForwardingTest, OneServiceKeepsThePacketPathForEveryPort) {
+  config::Ingress in = ingress(service(v4_replicas()));
+  in.domain_routing.tls_ports = {443};
+  in.domain_routing.dns_ports = {53};
+  auto fwd = make(in);
+  // Not even a DNS query is read: any payload to port 53 is forwarded.
+  const Out out = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40057, 53).payload({1, 2, 3})));
+  expect_natted(out, kOverlayV4, 53);
+}
