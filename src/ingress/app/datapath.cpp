@@ -40,10 +40,10 @@ packet::nat::Mac mac_of(const LinkInfo& link) {
 
 } // namespace
 
-DataPath::DataPath(const config::Ingress& ingress) {
+DataPath::DataPath(const config::Ingress& ingress, const Interfaces& interfaces) {
   Netlink netlink = Netlink::open();
-  const LinkInfo client = netlink.link(kClientInterface);
-  const LinkInfo overlay = netlink.link(kOverlayInterface);
+  const LinkInfo client = netlink.link(interfaces.client);
+  const LinkInfo overlay = netlink.link(interfaces.overlay);
 
   // Replies to NAT'ed flows come back to these ports (and ICMP echo ids); the kernel's own
   // sockets use ports above them (the daemon sets ip_local_port_range).
@@ -55,8 +55,8 @@ DataPath::DataPath(const config::Ingress& ingress) {
   sync_stack_ports(ingress);
 
   umem_ = xsk::Umem::create();
-  client_ = std::make_unique<xsk::XskSocket>(umem_, kClientInterface, 0, xdp_.client_xsks_fd());
-  overlay_ = std::make_unique<xsk::XskSocket>(umem_, kOverlayInterface, 0, xdp_.overlay_xsks_fd());
+  client_ = std::make_unique<xsk::XskSocket>(umem_, interfaces.client, 0, xdp_.client_xsks_fd());
+  overlay_ = std::make_unique<xsk::XskSocket>(umem_, interfaces.overlay, 0, xdp_.overlay_xsks_fd());
   neighbours_ = std::make_unique<NeighbourCache>(overlay.ifindex);
   forwarding_ = std::make_unique<Forwarding>(
       ingress, IngressLinks{mac_of(client), mac_of(overlay), overlay.mtu}, *neighbours_);
@@ -67,7 +67,7 @@ DataPath::DataPath(const config::Ingress& ingress) {
   held_.reserve(kMaxHeld);
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_) throw_errno("create the data path's eventfd");
-  spdlog::info("data path up: AF_XDP on {} and {} (overlay mtu {})", kClientInterface, kOverlayInterface, overlay.mtu);
+  spdlog::info("data path up: AF_XDP on {} and {} (overlay mtu {})", interfaces.client, interfaces.overlay, overlay.mtu);
 }
 
 DataPath::~DataPath() { xdp_.detach_all(); }

@@ -21,12 +21,17 @@ namespace xdpfwd::ingress {
 
 class DataPath {
 public:
-  static constexpr const char* kClientInterface = "eth0";
-  static constexpr const char* kOverlayInterface = "ovl0";
+  // The interfaces of an ingress netns: the service side (from the host's veth) and the
+  // overlay. The static runtime names them eth0 and ovl0; in a Docker container Docker's
+  // overlay interface is eth0 and the service veth another name.
+  struct Interfaces {
+    std::string client = "eth0";
+    std::string overlay = "ovl0";
+  };
 
   // Sets up the XDP programs and sockets in the calling thread's network namespace (the
   // ingress netns); throws std::system_error naming what failed.
-  explicit DataPath(const config::Ingress& ingress);
+  DataPath(const config::Ingress& ingress, const Interfaces& interfaces);
   ~DataPath();
 
   // The loop; returns when stop() was called.
@@ -38,6 +43,9 @@ public:
 
   // Only on the loop's thread (from a posted task).
   void configure(const config::Ingress& ingress);
+  void set_replica_health(const std::string& service, const config::IpAddress& replica, bool healthy) {
+    forwarding_->set_replica_health(service, replica, healthy);
+  }
   nlohmann::json status() const;
 
 private:

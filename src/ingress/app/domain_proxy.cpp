@@ -564,6 +564,12 @@ void DomainProxy::stop() {
   shared_->routing.reset();
 }
 
+void DomainProxy::set_replica_health(const std::string& service, const config::IpAddress& replica, bool healthy) {
+  const auto found = shared_->services.find(service);
+  if (found == shared_->services.end() || !found->second->balancer) return;
+  if (const auto ref = found->second->balancer->find(replica)) found->second->balancer->set_healthy(*ref, healthy);
+}
+
 void DomainProxy::configure(const config::Ingress& ingress) {
   const std::vector<std::uint16_t> ports = terminated_ports(ingress);
   std::shared_ptr<Routing> routing;

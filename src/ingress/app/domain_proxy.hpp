@@ -64,6 +64,8 @@ public:
   // services, domains and limits for new connections; connections already relayed go on. A port
   // that cannot be listened on is logged and left out. On the io_context's thread.
   void configure(const config::Ingress& ingress);
+  // The health checks' verdict on a replica: unhealthy ones get no new connections.
+  void set_replica_health(const std::string& service, const config::IpAddress& replica, bool healthy);
   // Closes the listeners and every connection. On the io_context's thread.
   void stop();
   nlohmann::json status() const;

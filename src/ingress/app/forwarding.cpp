@@ -145,6 +145,16 @@ void Forwarding::configure(const config::Ingress& ingress) {
   refresh_neighbours();
 }
 
+bool Forwarding::set_replica_health(const std::string& service, const config::IpAddress& replica, bool healthy) {
+  for (auto& candidate : services_) {
+    if (candidate->config.name != service) continue;
+    auto& balancer = candidate->balancer.balancer();
+    const auto ref = balancer.find(replica);
+    return ref && balancer.set_healthy(*ref, healthy);
+  }
+  return false;
+}
+
 void Forwarding::refresh_neighbours() {
   for (auto& service : services_) {
     const auto& balancer = service->balancer.balancer();

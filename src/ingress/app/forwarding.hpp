@@ -84,6 +84,10 @@ public:
   void count_drop(ForwardDrop reason) noexcept { ++counters_.drops[static_cast<size_t>(reason)]; }
   void count_sent_held() noexcept { ++counters_.to_overlay; }
 
+  // A replica's health (from the health checks): unhealthy ones take no new flows and their
+  // flows move on their next packet. false when the service has no such replica.
+  bool set_replica_health(const std::string& service, const config::IpAddress& replica, bool healthy);
+
   // Re-reads the replicas' MACs from the neighbour cache (after its events, after configure).
   void refresh_neighbours();
   // Expires idle flows, a bounded amount of work per call.

@@ -1,10 +1,12 @@
 // xdpfwd-ingress: the inspector of one ingress, started by the daemon inside the ingress netns.
 //   xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL]
+//                  [--client-interface NAME (eth0)] [--overlay-interface NAME (ovl0)]
 // It listens on SOCKET and waits for the daemon's first "configure" (the whole services.json and
 // which ingress is its own), then runs the data path; later "configure"s are applied without a
 // restart, "status" reports counters. SIGTERM/SIGINT stop it.
 #include "xdpfwd/control_server.hpp"
 #include "datapath.hpp"
+#include "health_checker.hpp"
 #include "domain_proxy.hpp"
 #include "xdpfwd/config.hpp"
 #include "xdpfwd/log.hpp"
@@ -31,6 +33,7 @@ struct Options {
   std::string ingress;
   std::string control;
   std::string log_level = "info";
+  DataPath::Interfaces interfaces;
 };
 
 Options parse_arguments(int argc, char** argv) {
@@ -42,10 +45,13 @@ Options parse_arguments(int argc, char** argv) {
     if (arg == "--ingress") options.ingress = value;
     else if (arg == "--control") options.control = value;
     else if (arg == "--log-level") options.log_level = value;
+    else if (arg == "--client-interface") options.interfaces.client = value;
+    else if (arg == "--overlay-interface") options.interfaces.overlay = value;
     else throw std::invalid_argument("unknown argument " + arg);
   }
   if (options.ingress.empty() || options.control.empty())
-    throw std::invalid_argument("usage: xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL]");
+    throw std::invalid_argument("usage: xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL] "
+                                "[--client-interface NAME] [--overlay-interface NAME]");
   return options;
 }
 
@@ -58,11 +64,15 @@ void raise_descriptor_limit() {
   if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) spdlog::warn("raise the descriptor limit: {}", std::strerror(errno));
 }
 
-// The inspector: the data path once configured, the domain proxy (on the io_context of the
-// control socket, this thread), and the control requests that reach them.
+// The inspector: the data path once configured, the domain proxy and the health checks (on the
+// io_context of the control socket, this thread), and the control requests that reach them.
 class Inspector {
 public:
-  Inspector(boost::asio::io_context& io, std::string name) : name_(std::move(name)), proxy_(io) {}
+  Inspector(boost::asio::io_context& io, std::string name, DataPath::Interfaces interfaces)
+      : name_(std::move(name)), interfaces_(std::move(interfaces)), proxy_(io),
+        health_(io, [this](const std::string& service, const xdpfwd::config::IpAddress& replica, bool healthy) {
+          apply_health({{service, replica, healthy}});
+        }) {}
   ~Inspector() { stop(); }
 
   json handle(const json& request) {
@@ -70,7 +80,10 @@ public:
     if (op == "configure") return configure(request);
     if (op == "status") {
       json answer = on_datapath([this] { return json{{"ok", true}, {"status", datapath_->status()}}; });
-      if (answer.value("ok", false)) answer["status"]["proxy"] = proxy_.status();
+      if (answer.value("ok", false)) {
+        answer["status"]["proxy"] = proxy_.status();
+        answer["status"]["health"] = health_.status();
+      }
       return answer;
     }
     return {{"ok", false}, {"error", "unknown op \"" + op + "\""}};
@@ -103,19 +116,31 @@ private:
     } catch (const std::exception& error) {
       return {{"ok", false}, {"error", std::string("domain proxy: ") + error.what()}};
     }
-    if (!datapath_) {
-      datapath_ = std::make_unique<DataPath>(*own);
+    // Balancers a configure builds anew take every replica as healthy: the checks' verdicts
+    // go back onto them with the configuration, in the same data path task.
+    health_.configure(*own);
+    const auto verdicts = health_.health();
+    for (const auto& verdict : verdicts) proxy_.set_replica_health(verdict.service, verdict.address, verdict.healthy);
+    const bool first = !datapath_;
+    if (first) {
+      datapath_ = std::make_unique<DataPath>(*own, interfaces_);
       thread_ = std::thread([this] { datapath_->run(); });
-      return on_datapath([this, ingress = *own] {
-        datapath_->configure(ingress); // resolves the replicas, as every configure does
-        return json{{"ok", true}};
-      });
     }
-    return on_datapath([this, ingress = *own] {
-      datapath_->configure(ingress);
-      spdlog::info("configuration applied");
+    return on_datapath([this, ingress = *own, verdicts, first] {
+      datapath_->configure(ingress); // also resolves the replicas
+      for (const auto& verdict : verdicts) datapath_->set_replica_health(verdict.service, verdict.address, verdict.healthy);
+      if (!first) spdlog::info("configuration applied");
       return json{{"ok", true}};
     });
+  }
+
+  // Health changes reach the proxy here and the data path on its own thread.
+  void apply_health(std::vector<xdpfwd::ingress::health::ReplicaHealth> verdicts) {
+    for (const auto& verdict : verdicts) proxy_.set_replica_health(verdict.service, verdict.address, verdict.healthy);
+    if (datapath_)
+      datapath_->post([this, verdicts = std::move(verdicts)] {
+        for (const auto& verdict : verdicts) datapath_->set_replica_health(verdict.service, verdict.address, verdict.healthy);
+      });
   }
 
   // Runs fn on the data path's thread and waits (bounded) for its answer.
@@ -136,7 +161,9 @@ private:
   }
 
   std::string name_;
+  DataPath::Interfaces interfaces_;
   xdpfwd::ingress::DomainProxy proxy_;
+  xdpfwd::ingress::health::HealthChecker health_;
   std::unique_ptr<DataPath> datapath_;
   std::thread thread_;
 };
@@ -150,7 +177,7 @@ int main(int argc, char** argv) {
     xdpfwd::route_bpf_library_logs();
     raise_descriptor_limit();
     boost::asio::io_context io;
-    Inspector inspector(io, options.ingress);
+    Inspector inspector(io, options.ingress, options.interfaces);
     xdpfwd::ControlServer control(io, options.control, [&](const json& request) { return inspector.handle(request); });
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int signal) {
