@@ -1,11 +1,15 @@
 #include "daemon.hpp"
 
+#include "docker_runtime.hpp"
 #include "metrics.hpp"
+#include "replica_watcher.hpp"
 #include "systemd_restart.hpp"
 #include "static_runtime.hpp"
 #include "xdpfwd/control_server.hpp"
+#include "xdpfwd/ingress_control.hpp"
 #include "xdpfwd/xdp_maps.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -22,6 +26,8 @@ namespace {
 std::vector<std::string> needs_restart(const config::Config& running, const config::Config& next) {
   std::vector<std::string> fields;
   if (running.runtime != next.runtime) fields.push_back("runtime");
+  if (running.docker.socket != next.docker.socket) fields.push_back("docker.socket");
+  if (running.docker.ingress_image != next.docker.ingress_image) fields.push_back("docker.ingress_image");
   if (running.pin_dir != next.pin_dir) fields.push_back("pin_dir");
   if (running.control_socket != next.control_socket) fields.push_back("control_socket");
   if (running.underlay_local != next.underlay_local) fields.push_back("underlay.local");
@@ -62,6 +68,7 @@ Daemon::Daemon(std::filesystem::path file, config::Config config, nlohmann::json
 // The XDP path first, so no frame is sent into a veth being removed; then the inspectors, then
 // their namespaces.
 Daemon::~Daemon() {
+  watcher_.reset(); // no more replica or container events
   watch_.reset();
   host_xdp_.reset();
   inspectors_.reset();
@@ -93,22 +100,21 @@ void Daemon::save_state() const {
 }
 
 void Daemon::bring_up() {
-  if (config_.runtime != config::Runtime::Static)
-    throw std::runtime_error("runtime \"docker\" is not available in this version; use \"static\"");
   std::filesystem::create_directories(state_path().parent_path());
   if (adopt_previous_run()) {
     reload("the config file, after adopting the previous run");
   } else {
     host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir, false);
-    runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
+    make_runtime();
     inspectors_ = std::make_unique<IngressSupervisor>(
         io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
-    inspectors_->set_config(inspector_document(document_));
+    set_inspector_config(document_);
     // Maps first, attach last: the program starts with every service in place.
     for (const auto& ingress : config_.ingresses) add_ingress(ingress);
     for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
   }
   save_state();
+  watch_replicas();
 }
 
 bool Daemon::adopt_previous_run() {
@@ -131,10 +137,10 @@ bool Daemon::adopt_previous_run() {
   for (const auto& drained : state.value("drained", nlohmann::json::array()))
     drained_.insert(drained.get<std::array<std::string, 3>>());
   host_xdp_ = std::make_unique<HostXdp>(config_.pin_dir, true);
-  runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
+  make_runtime();
   inspectors_ = std::make_unique<IngressSupervisor>(
       io_, IngressSupervisor::Settings{IngressSupervisor::default_binary(), config_.control_socket, config_.log_level});
-  inspectors_->set_config(inspector_document(document_));
+  set_inspector_config(document_);
   const nlohmann::json slots = state.value("stats_slots", nlohmann::json::object());
   std::vector<bool> used(XDPFWD_MAX_SERVICE_IPS, false);
   std::vector<const config::Ingress*> missing;
@@ -145,7 +151,7 @@ bool Daemon::adopt_previous_run() {
       missing.push_back(&ingress);
       continue;
     }
-    inspectors_->start(ingress.name, StaticRuntime::netns_name(ingress.name), true);
+    start_inspector(ingress.name, true);
     host_xdp_->add_ingress_dev(endpoint->host_ifindex); // the same entries again: no change
     for (size_t i = 0; i < ingress.service_ips.size(); ++i) {
       xdpfwd_service_value target{};
@@ -177,6 +183,7 @@ void Daemon::shut_down() {
   if (restart) {
     save_state();
     spdlog::info("stopping for a restart: the XDP program, the ingresses and their inspectors stay for the next run");
+    watcher_.reset();
     watch_.reset();
     host_xdp_->release();
     inspectors_->release_all();
@@ -191,7 +198,7 @@ void Daemon::add_ingress(const config::Ingress& ingress) {
   const IngressEndpoint endpoint = runtime_->start(ingress);
   RunningIngress running{ingress, endpoint, {}};
   try {
-    inspectors_->start(ingress.name, StaticRuntime::netns_name(ingress.name));
+    start_inspector(ingress.name);
     host_xdp_->add_ingress_dev(endpoint.host_ifindex);
     for (const auto& ip : ingress.service_ips) {
       xdpfwd_service_value target{};
@@ -230,6 +237,7 @@ void Daemon::remove_ingress(const std::string& name) {
   inspectors_->stop(name);
   runtime_->stop(name);
   running_.erase(name);
+  std::erase_if(docker_replicas_, [&](const auto& entry) { return entry.first.first == name; });
 }
 
 Daemon::ReloadResult Daemon::reload(const std::string& why) {
@@ -260,7 +268,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
   spdlog::info("reload ({}): applying generation {}", why, generation_ + 1);
   try {
     spdlog::set_level(spdlog::level::from_str(next.log_level));
-    inspectors_->set_config(inspector_document(document));
+    set_inspector_config(document);
     for (const auto& interface : config_.interfaces) {
       const bool kept = std::any_of(next.interfaces.begin(), next.interfaces.end(),
                                     [&](const auto& i) { return i.name == interface.name; });
@@ -283,7 +291,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
     for (const auto& ingress : next.ingresses)
       if (!running_.contains(ingress.name)) to_add.push_back(&ingress);
     for (const auto& name : to_configure) {
-      inspectors_->configure(name);
+      configure_inspector(name);
       running_.at(name).config =
           *std::find_if(next.ingresses.begin(), next.ingresses.end(), [&](const auto& i) { return i.name == name; });
       result.changes.push_back("ingress " + name + " reconfigured");
@@ -300,6 +308,7 @@ Daemon::ReloadResult Daemon::reload(const std::string& why) {
     config_ = next;
     document_ = document;
     save_state();
+    watch_replicas();
   } catch (const std::exception& error) {
     // What was applied stays applied (running_ says what runs); the rest is reported.
     result.errors.push_back(std::string("applying the new configuration failed: ") + error.what());
@@ -369,13 +378,19 @@ nlohmann::json Daemon::set_drained(const nlohmann::json& request, bool drained) 
     return {{"ok", false}, {"error", "ingress " + ingress + " has no service \"" + service + "\""}};
   boost::system::error_code bad;
   const auto address = boost::asio::ip::make_address(replica, bad);
-  if (bad || std::none_of(found->replicas.begin(), found->replicas.end(), [&](const auto& r) { return r.address == address; }))
+  const auto docker_list = docker_replicas_.find({ingress, service});
+  const bool known = docker_ ? docker_list != docker_replicas_.end() &&
+                                   std::ranges::find(docker_list->second, bad ? replica : address.to_string()) !=
+                                       docker_list->second.end()
+                             : std::any_of(found->replicas.begin(), found->replicas.end(),
+                                           [&](const auto& r) { return r.address == address; });
+  if (bad || !known)
     return {{"ok", false}, {"error", "service " + service + " has no replica \"" + replica + "\""}};
   const std::array<std::string, 3> key{ingress, service, address.to_string()};
   if (drained) drained_.insert(key);
   else drained_.erase(key);
-  inspectors_->set_config(inspector_document(document_));
-  inspectors_->configure(ingress);
+  set_inspector_config(document_);
+  configure_inspector(ingress);
   save_state();
   spdlog::info("ingress {}: service {}: replica {} {}", ingress, service, key[2],
                drained ? "drained: no new flows, established ones go on" : "undrained: takes new flows again");
@@ -395,7 +410,7 @@ nlohmann::json Daemon::status() const {
                              {"malformed", counters.malformed}});
     }
     ingresses.push_back({{"name", name},
-                         {"netns", StaticRuntime::netns_name(name)},
+                         {"netns", docker_ ? docker::DockerRuntime::container_name(name) : StaticRuntime::netns_name(name)},
                          {"vni", running.config.overlay.vni},
                          {"service_ips", service_ips},
                          {"inspector", inspectors_->status(name)}});
@@ -405,6 +420,190 @@ nlohmann::json Daemon::status() const {
   for (int reason = 0; reason < XDPFWD_MALFORMED_REASONS; ++reason)
     malformed[std::string(malformed_reason_name(reason))] = counters[reason];
   return {{"generation", generation_}, {"config", file_.string()}, {"ingresses", ingresses}, {"malformed", malformed}};
+}
+
+void Daemon::make_runtime() {
+  if (config_.runtime != config::Runtime::Docker) {
+    runtime_ = std::make_unique<StaticRuntime>(config_.underlay_local);
+    return;
+  }
+  docker::DockerRuntime::Settings settings;
+  settings.socket = config_.docker.socket;
+  settings.image = config_.docker.ingress_image;
+  settings.run_dir = std::filesystem::path(config_.control_socket).parent_path();
+  settings.log_level = config_.log_level;
+  // In the container the clients come in on the veth svc0, the replicas are behind Docker's
+  // overlay endpoint eth0.
+  settings.inspector_args = {"--client-interface", docker::DockerRuntime::kServiceInterface, "--overlay-interface", "eth0"};
+  auto runtime = std::make_unique<docker::DockerRuntime>(std::move(settings));
+  docker_ = runtime.get();
+  runtime_ = std::move(runtime);
+}
+
+void Daemon::set_inspector_config(const nlohmann::json& doc) {
+  pushed_document_ = inspector_document(doc);
+  inspectors_->set_config(pushed_document_);
+}
+
+void Daemon::start_inspector(const std::string& name, bool adopt) {
+  if (!docker_) {
+    inspectors_->start(name, StaticRuntime::netns_name(name), adopt);
+    return;
+  }
+  // The container runs its inspector itself: it only needs its configuration, replicas included.
+  read_replicas(name);
+  configure_inspector(name);
+}
+
+void Daemon::configure_inspector(const std::string& name) {
+  if (!docker_) {
+    inspectors_->configure(name);
+    return;
+  }
+  const nlohmann::json document = docker_inspector_document(name);
+  if (document.is_null()) return; // said why already; the inspector keeps what it has
+  using namespace std::chrono_literals;
+  xdpfwd::configure_inspector(ingress_control_path(config_.control_socket, name), name, document, 30s);
+  size_t replicas = 0;
+  for (const auto& service : document.at("ingresses").at(0).at("services")) replicas += service.at("replicas").size();
+  spdlog::info("ingress {}: inspector configured in container {} ({} replicas)", name,
+               docker::DockerRuntime::container_name(name), replicas);
+}
+
+// The inspector parses what it gets with config::parse, which (rightly, for a file) refuses
+// `replicas` under runtime "docker" and needs them under "static". So a docker inspector gets
+// the document as a static one: runtime "static", no "docker" object, only its own ingress, and
+// each service's docker_service replaced by the replicas the watcher reported (drained ones at
+// weight 0). Services without a running replica are left out (static needs at least one); when
+// that leaves the document invalid (no service at all, or unknown_domain naming a left-out one)
+// nothing is pushed and the inspector keeps its previous configuration.
+nlohmann::json Daemon::docker_inspector_document(const std::string& name) const {
+  nlohmann::json ingress = ingress_document(pushed_document_, name);
+  if (ingress.is_null()) return nullptr;
+  nlohmann::json services = nlohmann::json::array();
+  std::vector<std::string> empty;
+  for (auto service : ingress.value("services", nlohmann::json::array())) {
+    const std::string service_name = service.value("name", "");
+    const auto list = docker_replicas_.find({name, service_name});
+    if (list == docker_replicas_.end() || list->second.empty()) {
+      empty.push_back(service_name);
+      continue;
+    }
+    service.erase("docker_service");
+    nlohmann::json replicas = nlohmann::json::array();
+    for (const auto& address : list->second) {
+      nlohmann::json replica = {{"address", address}};
+      if (drained_.contains({name, service_name, address})) replica["weight"] = 0;
+      replicas.push_back(std::move(replica));
+    }
+    service["replicas"] = std::move(replicas);
+    services.push_back(std::move(service));
+  }
+  if (!empty.empty()) {
+    std::string names;
+    for (const auto& service : empty) names += (names.empty() ? "" : ", ") + service;
+    spdlog::warn("ingress {}: no running replica yet for service(s) {}: left out of the inspector's configuration", name, names);
+  }
+  ingress["services"] = std::move(services);
+  nlohmann::json document = pushed_document_;
+  document["runtime"] = "static";
+  document.erase("docker");
+  document["ingresses"] = nlohmann::json::array({std::move(ingress)});
+  const auto parsed = config::parse(document.dump());
+  if (!parsed.config) {
+    std::string errors;
+    for (const auto& error : parsed.errors) errors += (errors.empty() ? "" : "; ") + to_string(error);
+    spdlog::warn("ingress {}: the inspector is not (re)configured yet: {}", name, errors);
+    return nullptr;
+  }
+  return document;
+}
+
+void Daemon::read_replicas(const std::string& name) {
+  for (const auto& watched : docker_->watched_services()) {
+    if (watched.ingress != name) continue;
+    try {
+      std::vector<std::string> list;
+      for (const auto& task : docker_->client().running_task_addresses(watched.docker_service, watched.network_id))
+        if (!task.address.empty()) list.push_back(task.address);
+      std::ranges::sort(list);
+      docker_replicas_[{name, watched.service}] = std::move(list);
+    } catch (const std::exception& error) {
+      spdlog::warn("ingress {}: service {}: cannot read the tasks of {}: {}", name, watched.service,
+                   watched.docker_service, error.what());
+    }
+  }
+}
+
+void Daemon::watch_replicas() {
+  if (!docker_) return;
+  if (!watcher_) {
+    // Both callbacks run on the watcher's thread: the work is posted to the main loop.
+    watcher_ = std::make_unique<docker::ReplicaWatcher>(
+        docker::ReplicaWatcher::Settings{.socket = config_.docker.socket},
+        [this](const docker::WatchedService& watched, const std::vector<docker::TaskAddress>& tasks) {
+          std::vector<std::string> list;
+          for (const auto& task : tasks)
+            if (!task.address.empty()) list.push_back(task.address);
+          boost::asio::post(io_, [this, ingress = watched.ingress, service = watched.service, list = std::move(list)] {
+            if (!running_.contains(ingress)) return;
+            auto& known = docker_replicas_[{ingress, service}];
+            if (known == list) return;
+            known = list;
+            std::string addresses;
+            for (const auto& address : list) addresses += (addresses.empty() ? "" : ", ") + address;
+            spdlog::info("ingress {}: service {}: {} replicas: {}", ingress, service, list.size(), addresses);
+            try {
+              configure_inspector(ingress);
+            } catch (const std::exception& error) {
+              spdlog::error("ingress {}: {}", ingress, error.what());
+            }
+          });
+        },
+        [this](const std::string& ingress, const std::string& action) {
+          if (action != "die") return;
+          boost::asio::post(io_, [this, ingress] {
+            if (!running_.contains(ingress)) return;
+            spdlog::warn("ingress {}: its container died; restarting and re-plumbing it", ingress);
+            try {
+              repair_ingress(ingress);
+            } catch (const std::exception& error) {
+              spdlog::error("ingress {}: repair failed: {}", ingress, error.what());
+            }
+          });
+        },
+        [](bool connected, const std::string& reason) {
+          if (connected) spdlog::info("docker: following the services' tasks");
+          else spdlog::warn("docker: lost the engine ({}); the replica lists stay as they are", reason);
+        });
+  }
+  watcher_->set_services(docker_->watched_services());
+}
+
+void Daemon::repair_ingress(const std::string& name) {
+  const IngressEndpoint endpoint = docker_->repair(name);
+  set_endpoint(running_.at(name), endpoint);
+  configure_inspector(name);
+}
+
+void Daemon::set_endpoint(RunningIngress& running, const IngressEndpoint& endpoint) {
+  const IngressEndpoint old = running.endpoint;
+  if (old.host_ifindex == endpoint.host_ifindex && old.host_mac == endpoint.host_mac &&
+      old.ingress_mac == endpoint.ingress_mac)
+    return;
+  host_xdp_->add_ingress_dev(endpoint.host_ifindex);
+  for (size_t i = 0; i < running.stats_slots.size(); ++i) {
+    xdpfwd_service_value target{};
+    target.ifindex = static_cast<__u32>(endpoint.host_ifindex);
+    target.stats_index = running.stats_slots[i];
+    std::memcpy(target.dst_mac, endpoint.ingress_mac.data(), sizeof(target.dst_mac));
+    std::memcpy(target.src_mac, endpoint.host_mac.data(), sizeof(target.src_mac));
+    host_xdp_->set_service(running.config.service_ips[i], target);
+  }
+  if (old.host_ifindex != endpoint.host_ifindex) host_xdp_->remove_ingress_dev(old.host_ifindex);
+  running.endpoint = endpoint;
+  spdlog::info("ingress {}: service IPs -> {} (ifindex {})", running.config.name,
+               docker::DockerRuntime::host_veth_name(running.config.name), endpoint.host_ifindex);
 }
 
 void Daemon::start_watchdog() {

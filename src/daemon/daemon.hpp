@@ -25,6 +25,11 @@
 
 namespace xdpfwd {
 
+namespace docker {
+class DockerRuntime;
+class ReplicaWatcher;
+} // namespace docker
+
 class Daemon {
 public:
   // config was parsed from document, which was read from file (reloads read it again).
@@ -55,6 +60,24 @@ private:
   // nothing. why: what asked for it, for the log.
   ReloadResult reload(const std::string& why);
   void log_counters() const;
+  // The runtime of config_.runtime (and, for docker, docker_ pointing at it).
+  void make_runtime();
+  // The inspector document (inspector_document of doc) for every later configure.
+  void set_inspector_config(const nlohmann::json& doc);
+  // Starts (static: forks it; docker: it is the container's entrypoint) and configures the
+  // ingress's inspector; adopt keeps one a previous run left.
+  void start_inspector(const std::string& name, bool adopt = false);
+  void configure_inspector(const std::string& name);
+  // runtime docker: the document pushed to ingress name's container (see daemon.cpp), or null
+  // when it would not be valid yet (a service without replicas left none to route to).
+  nlohmann::json docker_inspector_document(const std::string& name) const;
+  // runtime docker: the replica watcher follows the services of the ingresses running now.
+  void watch_replicas();
+  // runtime docker: reads the replicas of an ingress's services once, synchronously.
+  void read_replicas(const std::string& name);
+  // runtime docker: the ingress container died; it is restarted, re-plumbed and configured.
+  void repair_ingress(const std::string& name);
+  void set_endpoint(RunningIngress& running, const IngressEndpoint& endpoint);
   // Answers xdpfwdctl on the control socket.
   nlohmann::json handle_control(const nlohmann::json& request);
   nlohmann::json status() const;
@@ -86,6 +109,10 @@ private:
   std::unique_ptr<HostXdp> host_xdp_;
   std::unique_ptr<IngressRuntime> runtime_;
   std::unique_ptr<IngressSupervisor> inspectors_;
+  docker::DockerRuntime* docker_ = nullptr; // runtime_, when it is the docker one
+  std::unique_ptr<docker::ReplicaWatcher> watcher_;
+  nlohmann::json pushed_document_;          // inspector_document(document), set_inspector_config
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> docker_replicas_; // {ingress, service}
   std::unique_ptr<ConfigWatch> watch_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<boost::asio::steady_timer> watchdog_;

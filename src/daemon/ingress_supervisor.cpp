@@ -150,30 +150,37 @@ void IngressSupervisor::start(const std::string& name, const std::string& netns,
   configure(name);
 }
 
-void IngressSupervisor::configure(const std::string& name) {
-  Child& child = children_.at(name);
-  const nlohmann::json request = {{"op", "configure"}, {"ingress", name}, {"config", document_}};
-  const auto deadline = std::chrono::steady_clock::now() + kConfigureTimeout;
+void configure_inspector(const std::filesystem::path& control, const std::string& name, const nlohmann::json& document,
+                         std::chrono::milliseconds timeout, const std::function<void()>& unreachable) {
+  const nlohmann::json request = {{"op", "configure"}, {"ingress", name}, {"config", document}};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   // The inspector's socket appears once it runs: retry until then.
   for (;;) {
     try {
-      const auto answer = control_request(control_path(name), request, kConfigureTimeout);
+      const auto answer = control_request(control, request, timeout);
       if (!answer.value("ok", false))
         throw std::runtime_error("ingress " + name + ": the inspector refused its configuration: " +
                                  answer.value("error", std::string("no reason given")));
-      spdlog::info("ingress {}: inspector configured (pid {})", name, child.pid);
       return;
     } catch (const std::system_error& error) {
-      int status = 0;
-      if (child.ours && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
-        child.pid = 0;
-        throw std::runtime_error("ingress " + name + ": the inspector " + describe_exit(status) + " before taking its configuration");
-      }
+      if (unreachable) unreachable();
       if (std::chrono::steady_clock::now() > deadline)
         throw std::runtime_error("ingress " + name + ": the inspector did not answer: " + error.what());
       std::this_thread::sleep_for(50ms);
     }
   }
+}
+
+void IngressSupervisor::configure(const std::string& name) {
+  Child& child = children_.at(name);
+  configure_inspector(control_path(name), name, document_, kConfigureTimeout, [&] {
+    int status = 0;
+    if (child.ours && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
+      child.pid = 0;
+      throw std::runtime_error("ingress " + name + ": the inspector " + describe_exit(status) + " before taking its configuration");
+    }
+  });
+  spdlog::info("ingress {}: inspector configured (pid {})", name, child.pid);
 }
 
 nlohmann::json IngressSupervisor::status(const std::string& name) const {

@@ -12,12 +12,20 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace xdpfwd {
+
+// Sends {"op":"configure","ingress":name,"config":document} to the inspector behind control,
+// retrying while its socket is not there yet (it may be starting) until timeout; throws
+// std::runtime_error when it refuses or never answers. unreachable (optional) runs after each
+// failed attempt and may throw to give up early (the inspector died).
+void configure_inspector(const std::filesystem::path& control, const std::string& name, const nlohmann::json& document,
+                         std::chrono::milliseconds timeout, const std::function<void()>& unreachable = {});
 
 class IngressSupervisor {
 public:

@@ -2,14 +2,15 @@
 # The docker runtime against a real engine: a private dockerd inside the lab's node1 netns (own
 # data root, exec root and socket; --iptables=false; swarm on 127.0.0.1), the xdpfwd-ingress
 # image built by docker/build-image, a busybox-static replica image from `docker import`, and two
-# dnsrr services. The runtime pieces are driven by docker_runtime_driver (until the daemon runs
-# `runtime: docker` itself): the overlay xdpfwd-waf (VNI 4101), the ingress container with its
-# veth, service "a" attached by the runtime, service "b" created on the overlay; replicas follow
-# scale 2 -> 4 and a killed task within 2 s; a killed ingress container is restarted and re-plumbed;
-# on stop everything is removed. Exit 77 (skipped, with the reason) when no dockerd can run here.
+# dnsrr services. The daemon (xdpfwd, runtime "docker") runs in node1: the overlay xdpfwd-waf
+# (VNI 4101), the ingress container with its veth, service "a" attached by the runtime, service
+# "b" created on the overlay. Client HTTP to the service IP reaches the replicas over the overlay,
+# routed by Host; the inspector's replicas follow scale 2 -> 4 and a killed task within 2 s; a
+# killed ingress container is restarted, re-plumbed and configured again; SIGTERM removes all the
+# daemon made. Exit 77 (skipped, with the reason) when no dockerd can run here.
 set -euo pipefail
 source "${LAB_SH:?}"
-: "${XDPFWD_DOCKER_DRIVER:?}" "${XDPFWD_INGRESS:?}" "${XDPFWD_SOURCE:?}"
+: "${XDPFWD:?}" "${XDPFWDCTL:?}" "${XDPFWD_INGRESS:?}" "${XDPFWD_SOURCE:?}"
 
 skip() {
   echo "SKIP: $*"
@@ -26,12 +27,12 @@ node1=$(lab_ns node1)
 D=$LAB_DIR/docker
 SOCK=$D/docker.sock
 DOCKERD_PID=""
-DRIVER_PID=""
 dk() { docker -H "unix://$SOCK" "$@"; }
 
 docker_down() {
   set +e
-  [[ -n $DRIVER_PID ]] && lab_stop "$DRIVER_PID" 30 >/dev/null 2>&1
+  # The daemon first: it removes its containers and networks through the engine.
+  lab_stop_daemon >/dev/null 2>&1
   if [[ -n $DOCKERD_PID ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     dk service rm $(dk service ls -q) >/dev/null 2>&1
     dk rm -f $(dk ps -aq) >/dev/null 2>&1
@@ -86,125 +87,176 @@ lab_expect "the ingress image is built locally" "$(dk image inspect -f '{{.Confi
 
 # Each replica answers with its own name.
 replica_cmd=(sh -c 'hostname > /www/index.html && exec httpd -f -p 80 -h /www')
-dk service create -d --quiet --name e2e-a --replicas 2 --endpoint-mode dnsrr xdpfwd-e2e-replica:latest \
+# busybox httpd as PID 1 ignores SIGTERM: a short stop grace and updates of all tasks at once keep
+# the attachment (and the detachment on stop, before the overlay can go) quick.
+dk service create -d --quiet --name e2e-a --replicas 2 --endpoint-mode dnsrr --stop-grace-period 1s \
+  --update-parallelism 0 xdpfwd-e2e-replica:latest \
   "${replica_cmd[@]}" >/dev/null 2>&1
 
 config=$LAB_DIR/services.json
 cat >"$config" <<EOF
 { "interfaces": [ { "name": "eth0" } ], "runtime": "docker",
+  "pin_dir": "$LAB_PIN_DIR",
   "control_socket": "$D/run/control.sock",
-  "docker": { "socket": "$SOCK" },
+  "docker": { "socket": "$SOCK", "ingress_image": "xdpfwd-ingress:latest" },
   "ingresses": [ { "name": "waf", "service_ips": [ "198.18.0.10" ],
     "overlay": { "vni": 4101, "address": "10.201.0.1/24" },
     "domain_routing": { "http_ports": [ 80 ], "unknown_domain": "reject" },
     "services": [ { "name": "a", "domains": [ "a.example.test" ], "docker_service": "e2e-a" },
                   { "name": "b", "domains": [ "b.example.test" ], "docker_service": "e2e-b" } ] } ] }
 EOF
-out=$LAB_DIR/driver.out
-nsenter --net="/run/netns/$node1" -- "$XDPFWD_DOCKER_DRIVER" --config "$config" --socket "$SOCK" --run-dir "$D/run" \
-  >"$out" 2>"$LAB_DIR/driver.err" &
-DRIVER_PID=$!
+log=$LAB_DIR/daemon.log
+# As lab_start_daemon, with more time: the first start attaches service a (its tasks are replaced).
+nsenter --net="/run/netns/$node1" -- "$XDPFWD" --config "$config" >>"$log" 2>&1 &
+LAB_DAEMON_PID=$!
+start=$(date +%s)
+until grep -q "ready:" "$log"; do
+  if ! kill -0 "$LAB_DAEMON_PID" 2>/dev/null || (($(date +%s) - start > 120)); then
+    lab_fail "xdpfwd (runtime docker) becomes ready" "$(tail -5 "$log" | tr '\n' '|')"
+    cat "$log" >&2
+    lab_summary
+    exit 1
+  fi
+  sleep 0.2
+done
+lab_pass "xdpfwd (runtime docker) is ready in $(($(date +%s) - start)) s"
 
-# wait_line PATTERN SECONDS: waits for a driver line; prints how long it took (ms).
-wait_line() {
-  local pattern=$1 seconds=$2 start
-  start=$(date +%s%N)
+ctl() { "$XDPFWDCTL" --socket "$D/run/control.sock" "$@"; }
+# replicas SERVICE: the addresses the inspector balances over, sorted, comma-separated.
+replicas() {
+  ctl status --json 2>/dev/null | jq -r --arg s "$1" \
+    '[.ingresses[] | select(.name == "waf") | .inspector.services[]? | select(.name == $s) | .replicas[].address] | sort | join(",")'
+}
+# wait_replicas SERVICE COUNT SECONDS: ms until the inspector has COUNT replicas, or "timeout".
+wait_replicas() {
+  local service=$1 count=$2 seconds=$3 begin list
+  begin=$(date +%s%N)
   for ((i = 0; i < seconds * 20; i++)); do
-    if grep -q -- "$pattern" "$out"; then
-      echo $((($(date +%s%N) - start) / 1000000))
+    list=$(replicas "$service")
+    if [[ -n $list && $(tr ',' '\n' <<<"$list" | wc -l) == "$count" ]]; then
+      echo $((($(date +%s%N) - begin) / 1000000))
       return
     fi
-    kill -0 "$DRIVER_PID" 2>/dev/null || break
     sleep 0.05
   done
   echo timeout
 }
-if [[ $(wait_line '^endpoint waf ' 60) == timeout ]]; then
-  lab_fail "the runtime starts ingress waf" "$(tail -5 "$LAB_DIR/driver.err" | tr '\n' '|')"
-  if ((LAB_FAILED > 0)); then
-  echo "--- driver output" >&2; cat "$out" >&2
-  echo "--- driver log (last 30 lines)" >&2; tail -30 "$LAB_DIR/driver.err" >&2
-fi
-lab_summary
-  exit 1
-fi
-lab_pass "the runtime starts ingress waf: $(grep '^endpoint waf' "$out")"
+# answers HOST N: the distinct replica names among N client requests to the service IP.
+answers() {
+  for ((i = 0; i < $2; i++)); do
+    lab_exec client curl -sS --max-time 3 -H "Host: $1" http://198.18.0.10/ 2>/dev/null || true
+  done | { grep -E '^[0-9a-f]{12}$' || true; } | sort -u
+}
 
 net_id=$(dk network inspect -f '{{.Id}}' xdpfwd-waf)
 lab_expect "overlay xdpfwd-waf has VNI 4101" \
   "$(dk network inspect -f '{{index .Options "com.docker.network.driver.overlay.vxlanid_list"}}' xdpfwd-waf)" 4101
 lab_expect "overlay xdpfwd-waf is labelled" "$(dk network inspect -f '{{index .Labels "xdpfwd.managed"}}' xdpfwd-waf)" true
+lab_expect "the ingress container is labelled" "$(dk inspect -f '{{index .Config.Labels "xdpfwd.ingress"}}' xdpfwd-ingress-waf)" waf
 pid=$(dk inspect -f '{{.State.Pid}}' xdpfwd-ingress-waf)
 in_ingress() { nsenter --net="/proc/$pid/ns/net" -- "$@"; }
 lab_expect_match "svc0 in the ingress container holds the service IP" "$(in_ingress ip -br addr show svc0)" "198\.18\.0\.10/32"
 lab_expect_match "eth0 in the ingress container is Docker's overlay endpoint at 10.201.0.1" \
   "$(in_ingress ip -br addr show eth0)" "10\.201\.0\.1/24"
 lab_expect_match "the service IP is routed to the host veth xf-waf" "$(ip -n "$node1" route show 198.18.0.10)" "dev xf-waf"
-lab_expect_match "the client reaches the service IP through the veth into the container" \
-  "$(lab_exec client ping -c 2 -W 2 198.18.0.10 2>&1)" " 0% packet loss"
+lab_expect_match "xdpfwdctl status names the ingress's container" \
+  "$(ctl status --json | jq -r '.ingresses[0].netns')" "^xdpfwd-ingress-waf$"
 
-# Service a was attached to the overlay by the runtime: its tasks are replaced, then followed.
-took=$(wait_line '^replicas a 2 10\.201\.0\.' 60)
-lab_expect_match "service a (attached by the runtime) reports 2 replicas on the overlay" "$took" "^[0-9]+$"
-addresses=$(grep '^replicas a 2 ' "$out" | tail -1 | cut -d' ' -f4 | tr ',' ' ')
-for address in $addresses; do
-  lab_expect_match "replica $address answers over the overlay from the ingress container" \
-    "$(in_ingress curl -sS --max-time 5 "http://$address/" 2>&1)" "^[0-9a-f]{12}$"
-done
-
-# Service b made on the overlay from the start.
+# Service a was attached to the overlay by the runtime: its new tasks reach the inspector.
+took=$(wait_replicas a 2 90)
+lab_expect_match "the inspector balances over the 2 replicas of a (status)" "$took" "^[0-9]+$"
+lab_expect_match "the replicas of a are on the overlay" "$(replicas a)" "^10\.201\.0\.[0-9]+,10\.201\.0\.[0-9]+$"
+# Service b made on the overlay after the daemon started. With two services the inspector routes
+# port 80 by Host through its proxy (with one service it forwards at L4, which is not checked
+# here: see the report on docker_e2e_test).
 dk service create -d --quiet --name e2e-b --replicas 1 --endpoint-mode dnsrr --network xdpfwd-waf \
   xdpfwd-e2e-replica:latest "${replica_cmd[@]}" >/dev/null 2>&1
-lab_expect_match "service b (created on the overlay) reports 1 replica" "$(wait_line '^replicas b 1 10\.201\.0\.' 60)" "^[0-9]+$"
+lab_expect_match "service b (created on the overlay) reaches the inspector with 1 replica" "$(wait_replicas b 1 60)" "^[0-9]+$"
+for _ in $(seq 100); do
+  [[ $(ctl status --json | jq '.ingresses[0].inspector.proxy.listeners | length') -ge 1 ]] && break
+  sleep 0.1
+done
+names_a=$(answers a.example.test 20)
+lab_expect "client HTTP to the service IP (Host a.example.test) reaches both replicas of a over the overlay" \
+  "$(grep -c . <<<"$names_a" || true)" 2
+if [[ $(grep -c . <<<"$names_a" || true) != 2 ]]; then
+  echo "--- one request, verbose" >&2
+  lab_exec client curl -sv --max-time 3 -H "Host: a.example.test" http://198.18.0.10/ >&2 || true
+  echo "--- inspector status" >&2
+  ctl status --json | jq -c '.ingresses[0]' >&2 || true
+  in_ingress ip neigh >&2 || true
+  in_ingress ss -ltn >&2 || true
+  grep -v "does not exist (yet)" "$log" | tail -30 >&2
+  dk logs xdpfwd-ingress-waf 2>&1 | tail -30 >&2
+fi
+lab_expect_match "an unknown Host is refused by the ingress (421)" \
+  "$(lab_exec client curl -sS --max-time 3 -o /dev/null -w '%{http_code}' -H 'Host: nope.example.test' http://198.18.0.10/ 2>&1 || true)" "^421$"
 
-# Scale a 2 -> 4: in the list within 2 s of the tasks running.
+names_b=$(answers b.example.test 5)
+lab_expect "Host b.example.test reaches b's single replica" "$(grep -c . <<<"$names_b" || true)" 1
+lab_expect "b's replica is none of a's" "$(comm -12 <(echo "$names_a") <(echo "$names_b") | grep -c . || true)" 0
+
+# Scale a 2 -> 4: in rotation within 2 s of the tasks running.
 dk service scale -d e2e-a=4 >/dev/null 2>&1
 for _ in $(seq 300); do
   [[ $(dk service ps e2e-a -f desired-state=running --format '{{.CurrentState}}' | grep -c '^Running') == 4 ]] && break
   sleep 0.1
 done
-took=$(wait_line '^replicas a 4 ' 10)
-lab_expect_match "scaling a to 4 brings 4 replicas within 2 s of their tasks running (${took} ms)" "$took" "^[0-9]+$"
+took=$(wait_replicas a 4 10)
+lab_expect_match "scaling a to 4 puts 4 replicas in the inspector within 2 s of their tasks running (${took} ms)" "$took" "^[0-9]+$"
 [[ $took != timeout ]] && ((took <= 2000)) || lab_fail "... within 2 s" "took $took ms"
-addresses=$(grep '^replicas a 4 ' "$out" | tail -1 | cut -d' ' -f4 | tr ',' ' ')
-answered=0
-for address in $addresses; do in_ingress curl -sS --max-time 5 "http://$address/" >/dev/null 2>&1 && answered=$((answered + 1)); done
-lab_expect "all 4 replicas of a answer over the overlay" "$answered" 4
+lab_expect "40 client requests are answered by 4 distinct replicas of a" "$(answers a.example.test 40 | grep -c . || true)" 4
 
-# Kill one task's container: out of the list within 2 s.
+# Kill one task's container: out of the inspector's list within 2 s.
 victim=$(dk ps -q -f label=com.docker.swarm.service.name=e2e-a | head -1)
 victim_address=$(dk inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$victim" | tr ' ' '\n' | grep '^10\.201\.' || true)
-lines_before=$(wc -l <"$out")
 start=$(date +%s%N)
 dk kill "$victim" >/dev/null
 took=timeout
-for _ in $(seq 50); do
-  if tail -n +"$((lines_before + 1))" "$out" | grep '^replicas a ' | grep -vq "[ ,]$victim_address\(,\|$\)"; then
+for _ in $(seq 100); do
+  list=$(replicas a)
+  if [[ -n $list && ,$list, != *",$victim_address,"* ]]; then
     took=$((($(date +%s%N) - start) / 1000000))
     break
   fi
   sleep 0.05
 done
-lab_expect_match "a killed task ($victim_address) leaves the list within 2 s (${took} ms)" "$took" "^[0-9]+$"
+lab_expect_match "a killed task ($victim_address) leaves the inspector's list within 2 s (${took} ms)" "$took" "^[0-9]+$"
 [[ $took != timeout ]] && ((took <= 2000)) || lab_fail "... within 2 s" "took $took ms"
-lab_expect_match "swarm replaces it and the list is back to 4" "$(wait_line '^replicas a 4 ' 30)" "^[0-9]+$"
+lab_expect_match "swarm replaces it and the inspector has 4 again" "$(wait_replicas a 4 30)" "^[0-9]+$"
 
-# A dead ingress container is restarted by Docker and re-plumbed by the runtime.
+# A dead ingress container is restarted by Docker, re-plumbed and configured by the daemon.
+configured_before=$(grep -c "inspector configured in container" "$log" || true)
 dk kill xdpfwd-ingress-waf >/dev/null
-lab_expect_match "the killed ingress container is restarted and its veth re-plumbed" "$(wait_line '^repaired waf ' 30)" "^[0-9]+$"
-pid=$(dk inspect -f '{{.State.Pid}}' xdpfwd-ingress-waf)
-lab_expect_match "the service IP answers again after the restart" \
-  "$(lab_exec client ping -c 2 -W 2 198.18.0.10 2>&1)" " 0% packet loss"
+for _ in $(seq 600); do
+  (($(grep -c "inspector configured in container" "$log" || true) > configured_before)) && grep -q "its container died" "$log" && break
+  sleep 0.05
+done
+lab_expect_match "the daemon sees the ingress container die and configures its new inspector" \
+  "$(grep "its container died" "$log" | tail -1)" "waf"
+lab_expect "after the restart client requests still reach a's 4 replicas" "$(answers a.example.test 40 | grep -c . || true)" 4
 
-# Stop: everything the runtime made is removed; service a is detached again.
-lab_stop "$DRIVER_PID" 60
-DRIVER_PID=""
-lab_expect "the ingress container is removed" "$(dk ps -aq -f name=xdpfwd-ingress-waf | wc -l)" 0
+# SIGTERM: the daemon removes its containers and networks; service a is detached again. Service b
+# was made on the overlay by hand: it goes first, or the overlay stays in use.
+dk service rm e2e-b >/dev/null
+for _ in $(seq 200); do
+  [[ -z $(dk ps -aq -f label=com.docker.swarm.service.name=e2e-b) ]] && break
+  sleep 0.1
+done
+status=0
+lab_stop_daemon || status=$?
+lab_expect "xdpfwd exits 0 on SIGTERM" "$status" 0
+lab_expect "no container labelled xdpfwd.managed is left" "$(dk ps -aq -f label=xdpfwd.managed=true | wc -l)" 0
+# The swarm forgets a removed overlay a moment later.
+for _ in $(seq 100); do
+  [[ -z $(dk network ls -q -f label=xdpfwd.managed=true) ]] && break
+  sleep 0.1
+done
+lab_expect "no network labelled xdpfwd.managed is left" "$(dk network ls -q -f label=xdpfwd.managed=true | wc -l)" 0
 lab_expect "the veth is removed" "$(ip -n "$node1" -br link show xf-waf 2>/dev/null | wc -l)" 0
 lab_expect "service a is detached from the overlay" \
   "$(dk service inspect -f '{{range .Spec.TaskTemplate.Networks}}{{.Target}} {{end}}' e2e-a | grep -c "$net_id" || true)" 0
 if ((LAB_FAILED > 0)); then
-  echo "--- driver output" >&2; cat "$out" >&2
-  echo "--- driver log (last 30 lines)" >&2; tail -30 "$LAB_DIR/driver.err" >&2
+  echo "--- daemon log (last 60 lines)" >&2; tail -60 "$log" >&2
 fi
 lab_summary
