@@ -44,6 +44,7 @@ struct ForwardCounters {
   std::uint64_t to_overlay = 0;
   std::uint64_t to_client = 0;
   std::uint64_t too_big_answered = 0; // ICMP frag-needed / packet-too-big sent to clients
+  std::uint64_t checksums_completed = 0; // replies whose sender left the checksum to offload
   std::uint64_t dns_refused = 0;      // DNS queries for a name no service takes, answered REFUSED
   std::array<std::uint64_t, static_cast<size_t>(ForwardDrop::Count)> drops{};
 };

@@ -159,6 +159,12 @@ bool l4_ok(const PacketView& v) noexcept {
   return verifies(add(l4_pseudo(v), v.data + v.l4_off, v.l4_len()));
 }
 
+bool l4_partial(const PacketView& v) noexcept {
+  if ((v.l4_proto != kProtoTcp && v.l4_proto != kProtoUdp) || v.is_fragment) return false;
+  const std::uint32_t field = v.l4_checksum_off();
+  return field != 0 && load_be16(v.data + field) == fold(l4_pseudo(v));
+}
+
 void set_l4(const PacketView& v) noexcept {
   const std::uint32_t field = v.l4_checksum_off();
   if (field == 0) {

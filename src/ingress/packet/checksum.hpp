@@ -70,4 +70,10 @@ bool l4_ok(const PacketView& v) noexcept;
 // Recomputes and stores the L4 checksum (UDP: a computed 0 is stored as 0xFFFF).
 void set_l4(const PacketView& v) noexcept;
 
+// A TCP or UDP checksum left for hardware to finish (Linux's CHECKSUM_PARTIAL): the field holds
+// only the folded pseudo-header sum. Senders behind a veth with TX checksum offload send such
+// frames; nothing on an XDP/AF_XDP path completes them, so a forwarder must (set_l4 after its
+// rewrite). A corrupt checksum is not mistaken for one but for 1 in 65536 values.
+bool l4_partial(const PacketView& v) noexcept;
+
 } // namespace xdpfwd::ingress::packet::csum

@@ -439,6 +439,43 @@ TEST_F(ForwardingTest, MixedFamilyReplicasServeEachFamily) {
   EXPECT_TRUE(fwd->status()["drops"].empty()) << fwd->status()["drops"].dump();
 }
 
+// A replica behind a veth with TX checksum offload leaves the TCP/UDP checksum to hardware: the
+// field holds only the folded pseudo-header sum. The client must get a complete checksum; a
+// checksum that is merely wrong stays wrong (the inspector does not launder corruption).
+Bytes with_checksum_field(Bytes frame, std::optional<std::uint16_t> value = std::nullopt) {
+  const frames::RefLayout l = frames::ref_layout(frame.data(), 14, frame.size());
+  const std::size_t field = l.l4 + (l.proto == pkt::kProtoTcp ? 16 : 6);
+  const std::uint16_t partial = frames::ref_fold(frames::ref_pseudo(
+      frame.data() + l.l3 + 12, frame.data() + l.l3 + 16, 4, l.proto, static_cast<std::uint32_t>(l.end - l.l4)));
+  const std::uint16_t stored = value.value_or(partial);
+  frame[field] = static_cast<std::uint8_t>(stored >> 8);
+  frame[field + 1] = static_cast<std::uint8_t>(stored);
+  return frame;
+}
+
+TEST_F(ForwardingTest, PartialChecksumsOfReplicasAreCompletedOthersLeftAlone) {
+  auto fwd = make(ingress(service(v4_replicas())));
+  const Out forwarded = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).tcp(40002, 80, pkt::kTcpSyn)));
+  const std::string chosen = expect_natted(forwarded, kOverlayV4, 80);
+  const std::uint16_t nat_port = forwarded.p().sport();
+  const Bytes answer = from_replica(
+      Builder().ipv4(chosen, kOverlayV4).tcp(80, nat_port, pkt::kTcpSyn | pkt::kTcpAck).payload_size(20, 7), chosen);
+
+  const Out completed = overlay(*fwd, with_checksum_field(answer));
+  ASSERT_EQ(completed.action, Action::ToClient);
+  EXPECT_TRUE(checksums_ok(completed.frame)) << "the partial checksum was completed";
+  EXPECT_EQ(fwd->status()["checksums_completed"], 1);
+
+  const Out wrong = overlay(*fwd, with_checksum_field(answer, 0x1234));
+  ASSERT_EQ(wrong.action, Action::ToClient);
+  EXPECT_FALSE(frames::ref_verify(wrong.frame).l4) << "a wrong checksum stays wrong";
+  EXPECT_EQ(fwd->status()["checksums_completed"], 1);
+
+  const Out complete = overlay(*fwd, answer);
+  EXPECT_TRUE(checksums_ok(complete.frame)) << "a complete checksum is updated, not recomputed";
+  EXPECT_EQ(fwd->status()["checksums_completed"], 1);
+}
+
 // ================= client_ip preserve =================
 
 TEST_F(ForwardingTest, PreserveKeepsTheClientSourceV4) {
