@@ -17,8 +17,6 @@ UniqueFd open_pin(const config::Config& config, std::string_view map) {
   return fd;
 }
 
-} // namespace
-
 Counters collect_counters(const config::Config& config, int services_fd, int service_stats_fd, int malformed_fd) {
   Counters result;
   for (const auto& ingress : config.ingresses) {
@@ -33,6 +31,8 @@ Counters collect_counters(const config::Config& config, int services_fd, int ser
   result.malformed = read_malformed_counters(malformed_fd);
   return result;
 }
+
+} // namespace
 
 Counters read_pinned_counters(const config::Config& config) {
   const UniqueFd services = open_pin(config, kServicesMap);

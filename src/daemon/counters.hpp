@@ -1,5 +1,5 @@
-// The host XDP program's counters per service IP of a config: read by the daemon from its own
-// maps, and by `xdpfwd --counters` from the maps a running daemon pinned.
+// The host XDP program's counters per service IP of a config, read from the maps a running
+// daemon pinned: what `xdpfwd --counters` prints.
 #pragma once
 
 #include "xdpfwd/config.hpp"
@@ -21,8 +21,6 @@ struct Counters {
   MalformedCounters malformed{};
 };
 
-// From open map fds; throws std::system_error naming what could not be read.
-Counters collect_counters(const config::Config& config, int services_fd, int service_stats_fd, int malformed_fd);
 // From the maps pinned in config.pin_dir.
 Counters read_pinned_counters(const config::Config& config);
 

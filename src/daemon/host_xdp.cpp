@@ -290,7 +290,6 @@ void HostXdp::reset_stats(std::uint32_t stats_index) {
     throw_errno("reset service_stats[" + std::to_string(stats_index) + "]");
 }
 
-int HostXdp::services_fd() const { return bpf_map__fd(skeleton_->maps.services); }
 int HostXdp::service_stats_fd() const { return bpf_map__fd(skeleton_->maps.service_stats); }
 int HostXdp::malformed_fd() const { return bpf_map__fd(skeleton_->maps.malformed); }
 

@@ -44,7 +44,6 @@ public:
   // Leaves the program attached and the maps pinned when this object goes: for the next run.
   void release() { released_ = true; }
 
-  int services_fd() const;
   int service_stats_fd() const;
   int malformed_fd() const;
   const std::filesystem::path& pin_dir() const { return pin_dir_; }

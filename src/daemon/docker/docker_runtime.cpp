@@ -1,6 +1,6 @@
 #include "docker_runtime.hpp"
 
-#include "ingress_pass_bpf.skel.h"
+#include "service_veth.hpp"
 #include "xdpfwd/netns.hpp"
 #include "xdpfwd/system_error.hpp"
 
@@ -20,33 +20,9 @@ using boost::asio::ip::make_address;
 using namespace std::chrono_literals;
 
 // As in the static runtime: a fixed link-local next hop pinned to the host veth's MAC.
-const address kGateway4 = make_address("169.254.1.1");
-const address kGateway6 = make_address("fe80::1");
 constexpr const char* kKernelPortRange = "60000 65535";
 constexpr auto kStartTimeout = 20s;
 
-int host_prefix(const address& ip) { return ip.is_v4() ? 32 : 128; }
-
-// TODO(lead): shared with static_runtime.cpp; factor into one helper.
-void attach_pass_program(int ifindex, const std::string& where) {
-  std::unique_ptr<ingress_pass_bpf, decltype(&ingress_pass_bpf__destroy)> skeleton(ingress_pass_bpf__open_and_load(),
-                                                                                   &ingress_pass_bpf__destroy);
-  if (!skeleton) throw_errno("load the ingress XDP program for " + where);
-  check_libbpf(bpf_xdp_attach(ifindex, bpf_program__fd(skeleton->progs.xdpfwd_ingress_pass), XDP_FLAGS_DRV_MODE, nullptr),
-               "attach the ingress XDP program to " + where);
-}
-
-// TODO(lead): shared with static_runtime.cpp.
-void enable_ipv6_forwarding_from(const std::string& veth, const std::string& ingress) {
-  try {
-    write_sysctl("net/ipv6/conf/" + veth + "/force_forwarding", "1");
-  } catch (const std::system_error& error) {
-    if (error.code().value() != ENOENT) throw;
-    spdlog::warn("ingress {}: this kernel has no net.ipv6.conf.{}.force_forwarding (Linux < 6.17): IPv6 replies "
-                 "leave the ingress only if net.ipv6.conf.all.forwarding=1",
-                 ingress, veth);
-  }
-}
 
 // The network's own gateway address (IPAM reserves it): the subnet's last usable address, or
 // the one before when that is the ingress's.
@@ -275,22 +251,7 @@ IngressEndpoint DockerRuntime::plumb(const config::Ingress& ingress, int pid, bo
 
   host_.create_veth(veth, kServiceInterface, netns.get());
   try {
-    const LinkInfo host_end = host_.link(veth);
-    host_.set_up(host_end);
-    write_sysctl("net/ipv4/conf/" + veth + "/forwarding", "1");
-    enable_ipv6_forwarding_from(veth, ingress.name);
-    for (const auto& ip : ingress.service_ips) host_.add_route(host_end, ip, host_prefix(ip));
-
-    const LinkInfo ingress_end = inside.link(kServiceInterface);
-    // Docker turns IPv6 off in containers whose networks have none: svc0 needs it for IPv6
-    // service IPs and its fe80::1 gateway.
-    run_in_netns(netns.get(), [] { write_sysctl(std::string("net/ipv6/conf/") + kServiceInterface + "/disable_ipv6", "0"); });
-    inside.set_up(ingress_end);
-    for (const auto& ip : ingress.service_ips) inside.add_address(ingress_end, ip, host_prefix(ip));
-    inside.add_permanent_neighbor(ingress_end, kGateway4, host_end.mac);
-    inside.add_route(ingress_end, make_address("0.0.0.0"), 0, kGateway4);
-    inside.add_permanent_neighbor(ingress_end, kGateway6, host_end.mac);
-    inside.add_route(ingress_end, make_address("::"), 0, kGateway6);
+    const auto [host_end, ingress_end] = plumb_service_veth(host_, inside, netns.get(), veth, kServiceInterface, ingress);
 
     // Docker's overlay endpoint: the interface that holds overlay.address.
     const auto overlay = inside.find_link_with_address(ingress.overlay.address->address());
@@ -298,7 +259,6 @@ IngressEndpoint DockerRuntime::plumb(const config::Ingress& ingress, int pid, bo
       throw std::runtime_error(where + ": no interface in the container holds " +
                                ingress.overlay.address->address().to_string() + " (Docker's overlay endpoint)");
     run_in_netns(netns.get(), [&] {
-      attach_pass_program(ingress_end.ifindex, where + " " + kServiceInterface);
       write_sysctl("net/ipv6/conf/" + overlay->name + "/accept_dad", "0");
       write_sysctl("net/ipv4/ip_local_port_range", kKernelPortRange);
     });
