@@ -8,6 +8,9 @@
 // check depends on (runtime, underlay, the ingress's overlay) is known before it runs.
 #include "xdpfwd/config.hpp"
 
+#include "ingress_abi.h"
+#include "xdpfwd_abi.h"
+
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -543,6 +546,7 @@ public:
     if (const auto node = top.get("ingresses", Need::Required)) {
       node->each([&](const Node& element) { config.ingresses.push_back(read_ingress(element)); });
       if (node->value().is_array() && node->value().empty()) node->error("must not be empty");
+      check_map_capacity(*node, config.ingresses);
     }
     check_service_ips_outside_overlays();
     return config;
@@ -643,6 +647,22 @@ private:
       else if (register_unique(service_ips_, address, element, quote(address.to_string()))) out.push_back(address);
     });
     if (node.value().is_array() && node.value().empty()) node.error("must not be empty");
+    if (out.size() > XDPFWD_INGRESS_MAX_SERVICE_IPS)
+      node.error("has " + std::to_string(out.size()) + " addresses; an ingress takes at most " +
+                 std::to_string(XDPFWD_INGRESS_MAX_SERVICE_IPS) + " (the entries of its inspector's local_service_ips map)");
+  }
+
+  // The host program's maps have a fixed size: a config that would overflow them is refused
+  // whole, before anything is applied.
+  static void check_map_capacity(const Node& node, const std::vector<Ingress>& ingresses) {
+    std::size_t service_ips = 0;
+    for (const auto& ingress : ingresses) service_ips += ingress.service_ips.size();
+    if (service_ips > XDPFWD_MAX_SERVICE_IPS)
+      node.error("have " + std::to_string(service_ips) + " service IPs in all; the host XDP program's services map takes at most " +
+                 std::to_string(XDPFWD_MAX_SERVICE_IPS));
+    if (ingresses.size() > XDPFWD_MAX_INGRESS_DEVS)
+      node.error("has " + std::to_string(ingresses.size()) + " ingresses; the host XDP program's ingress_devs map takes at most " +
+                 std::to_string(XDPFWD_MAX_INGRESS_DEVS));
   }
 
   // True when the subnets are known: each address given is valid, and one at least is.

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 namespace xdpfwd {
 namespace {
@@ -31,16 +33,29 @@ public:
 
 std::atomic<int> quiet_warnings{0};
 
-// libbpf and libxdp print whole lines (with their own newline) through a printf-style callback.
+// libbpf and libxdp print through a printf-style callback, mostly one line per call; but libbpf
+// prints a whole verifier log with one call. Formatted whole (no length limit: the verifier's
+// reason is at the end) and logged line by line, so every line keeps its level in the journal.
 template <typename Level>
 int print_library_line(Level level, const char* library, const char* format, va_list args) {
-  char line[1024];
-  std::vsnprintf(line, sizeof(line), format, args);
-  std::string_view text(line);
-  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  va_list measure;
+  va_copy(measure, args);
+  const int length = std::vsnprintf(nullptr, 0, format, measure);
+  va_end(measure);
+  if (length <= 0) return 0;
+  std::string text(static_cast<size_t>(length) + 1, '\0');
+  std::vsnprintf(text.data(), text.size(), format, args);
+  text.resize(static_cast<size_t>(length));
   spdlog::level::level_enum spdlog_level = spdlog::level::debug;
   if (static_cast<int>(level) == 0 && quiet_warnings == 0) spdlog_level = spdlog::level::warn; // LIBBPF_WARN, LIBXDP_WARN
-  spdlog::log(spdlog_level, "{}: {}", library, text);
+  std::string_view rest(text);
+  const std::string own_prefix = std::string(library) + ": "; // which most messages carry already
+  if (rest.starts_with(own_prefix)) rest.remove_prefix(own_prefix.size());
+  while (!rest.empty()) {
+    const size_t end = rest.find('\n');
+    spdlog::log(spdlog_level, "{}: {}", library, rest.substr(0, end));
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+  }
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include "docker_runtime.hpp"
 #include "metrics.hpp"
+#include "redirect_drops.hpp"
 #include "replica_watcher.hpp"
 #include "systemd_restart.hpp"
 #include "static_runtime.hpp"
@@ -112,7 +113,9 @@ void Daemon::bring_up() {
     // Maps first, attach last: the program starts with every service in place.
     for (const auto& ingress : config_.ingresses) add_ingress(ingress);
     for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+    host_xdp_->commit(); // attached everywhere: a pin upgrade can no longer be undone
   }
+  redirect_drops_ = std::make_unique<RedirectDrops>(host_xdp_->ingress_devs_fd());
   save_state();
   watch_replicas();
 }
@@ -175,6 +178,7 @@ bool Daemon::adopt_previous_run() {
     add_ingress(*ingress);
   }
   for (const auto& interface : config_.interfaces) host_xdp_->attach(interface);
+  host_xdp_->commit(); // attached everywhere: a pin upgrade can no longer be undone
   return true;
 }
 
@@ -413,6 +417,7 @@ nlohmann::json Daemon::status() const {
                          {"netns", docker_ ? docker::DockerRuntime::container_name(name) : StaticRuntime::netns_name(name)},
                          {"vni", running.config.overlay.vni},
                          {"service_ips", service_ips},
+                         {"redirect_not_delivered", redirect_drops_ ? redirect_drops_->dropped(running.endpoint.host_ifindex) : 0},
                          {"inspector", inspectors_->status(name)}});
   }
   nlohmann::json malformed = nlohmann::json::object();

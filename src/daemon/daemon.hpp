@@ -8,6 +8,7 @@
 #include "ingress_runtime.hpp"
 #include "ingress_supervisor.hpp"
 #include "metrics_server.hpp"
+#include "redirect_drops.hpp"
 #include "xdpfwd/config.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -107,6 +108,7 @@ private:
   std::set<std::array<std::string, 3>> drained_; // {ingress, service, replica address}
   boost::asio::io_context io_;
   std::unique_ptr<HostXdp> host_xdp_;
+  std::unique_ptr<RedirectDrops> redirect_drops_;
   std::unique_ptr<IngressRuntime> runtime_;
   std::unique_ptr<IngressSupervisor> inspectors_;
   docker::DockerRuntime* docker_ = nullptr; // runtime_, when it is the docker one

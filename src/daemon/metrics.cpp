@@ -89,6 +89,9 @@ std::string prometheus_text(const json& status, std::uint64_t reloads_applied, s
       metrics.add("xdpfwd_xdp_service_malformed_total", "counter", "Malformed frames to a service IP, dropped.", labels,
                   ip.value("malformed", 0));
     }
+    metrics.add("xdpfwd_xdp_redirect_not_delivered_total", "counter",
+                "Frames redirected to the ingress that its veth refused (no XDP program on its peer, or down).",
+                {{"ingress", name}}, ingress.value("redirect_not_delivered", 0));
     const json inspector = ingress.value("inspector", json::object());
     const bool up = !inspector.contains("error");
     metrics.add("xdpfwd_inspector_up", "gauge", "Whether the ingress's inspector answered.", {{"ingress", name}}, up);
@@ -98,6 +101,9 @@ std::string prometheus_text(const json& status, std::uint64_t reloads_applied, s
     for (const char* direction : {"to_overlay", "to_client"})
       metrics.add("xdpfwd_inspector_forwarded_packets_total", "counter", "Packets the inspector sent, by direction.",
                   {{"ingress", name}, {"direction", direction}}, inspector.value(direction, 0));
+    metrics.add("xdpfwd_inspector_xdp_programs_restored_total", "counter",
+                "The inspector's XDP programs found removed (by hand) and put back.", {{"ingress", name}},
+                inspector.value("xdp_programs_restored", 0));
     const json drops = inspector.value("drops", json::object());
     for (const auto& [reason, count] : drops.items())
       metrics.add("xdpfwd_inspector_drops_total", "counter", "Packets the inspector dropped, by reason.",

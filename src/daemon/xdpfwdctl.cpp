@@ -54,6 +54,8 @@ void print_status(const json& status, std::ostream& out) {
     for (const auto& ip : ingress.at("service_ips"))
       service_ips.add({name, ip.at("address"), text(ip.at("packets")), text(ip.at("bytes")),
                        text(ip.at("redirect_errors")), text(ip.at("malformed"))});
+    if (const auto refused = ingress.value("redirect_not_delivered", 0); refused > 0)
+      drops.add({name, "redirect_not_delivered (host XDP -> ingress veth)", std::to_string(refused)});
     const json& inspector = ingress.at("inspector");
     if (inspector.contains("error")) {
       drops.add({name, "inspector unavailable: " + text(inspector.at("error")), ""});

@@ -751,6 +751,52 @@ INSTANTIATE_TEST_SUITE_P(NoKnockOn, ConfigRule, testing::ValuesIn(kNoKnockOn), c
 INSTANTIATE_TEST_SUITE_P(UnknownKey, ConfigRule, testing::ValuesIn(kUnknownKeys), case_name);
 
 // ------------------------------------------------------------------------------------------------
+// The BPF maps' fixed sizes: a config that would overflow one is refused whole.
+
+// COUNT ingresses with IPS_EACH IPv6 service IPs each, all else distinct.
+json many(std::size_t count, std::size_t ips_each) {
+  json document = minimal();
+  document["ingresses"] = json::array();
+  for (std::size_t k = 0; k < count; ++k) {
+    json ips = json::array();
+    for (std::size_t i = 0; i < ips_each; ++i) ips.push_back("fd00:18::" + std::to_string(k) + ":" + std::to_string(i + 1));
+    const std::string subnet = "10." + std::to_string(k >> 8) + "." + std::to_string(k & 255) + ".";
+    document["ingresses"].push_back({{"name", "i" + std::to_string(k)},
+                                     {"service_ips", ips},
+                                     {"overlay", {{"vni", 5000 + k}, {"address", subnet + "1/24"}}},
+                                     {"services", {{{"name", "s" + std::to_string(k)}, {"replicas", {{{"address", subnet + "11"}}}}}}}});
+  }
+  return document;
+}
+
+TEST(ConfigCapacity, AtTheLimitsIsValid) {
+  EXPECT_TRUE(parse_json(many(1, 256)).config);
+  EXPECT_TRUE(parse_json(many(16, 256)).config);   // 4096 service IPs
+  EXPECT_TRUE(parse_json(many(1024, 1)).config);   // 1024 ingresses
+}
+
+TEST(ConfigCapacity, TooManyServiceIpsInOneIngress) {
+  const auto result = parse_json(many(1, 257));
+  ASSERT_EQ(result.errors.size(), 1u) << all(result.errors);
+  EXPECT_EQ(to_string(result.errors[0]), "ingresses[0].service_ips: has 257 addresses; an ingress takes at most 256 "
+                                         "(the entries of its inspector's local_service_ips map)");
+}
+
+TEST(ConfigCapacity, TooManyServiceIpsInAll) {
+  const auto result = parse_json(many(17, 241)); // 4097, none over an ingress's own limit
+  ASSERT_EQ(result.errors.size(), 1u) << all(result.errors);
+  EXPECT_EQ(to_string(result.errors[0]),
+            "ingresses: have 4097 service IPs in all; the host XDP program's services map takes at most 4096");
+}
+
+TEST(ConfigCapacity, TooManyIngresses) {
+  const auto result = parse_json(many(1025, 1));
+  ASSERT_EQ(result.errors.size(), 1u) << all(result.errors);
+  EXPECT_EQ(to_string(result.errors[0]),
+            "ingresses: has 1025 ingresses; the host XDP program's ingress_devs map takes at most 1024");
+}
+
+// ------------------------------------------------------------------------------------------------
 // Reporting.
 
 TEST(ConfigErrors, ToStringJoinsPathAndMessage) {

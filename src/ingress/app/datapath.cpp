@@ -126,6 +126,7 @@ void DataPath::configure(const config::Ingress& ingress) {
 nlohmann::json DataPath::status() const {
   nlohmann::json status = forwarding_->status();
   status["tx_dropped"] = tx_dropped_;
+  status["xdp_programs_restored"] = xdp_programs_restored_;
   status["held"] = held_.size();
   status["terminated_tcp_ports"] = stack_ports_;
   // The kernel's drops at the AF_XDP sockets: rings full (the inspector fell behind).
@@ -221,6 +222,7 @@ void DataPath::run() {
     client_->flush();
     overlay_->flush();
     if (std::chrono::steady_clock::now() >= next_housekeeping) {
+      xdp_programs_restored_ += xdp_.restore_removed();
       forwarding_->expire(at);
       forwarding_->refresh_neighbours();
       release_held(at);

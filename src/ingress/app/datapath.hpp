@@ -74,6 +74,7 @@ private:
   std::vector<boost::asio::ip::address> service_ips_;
   std::vector<std::uint16_t> stack_ports_;
   std::uint64_t tx_dropped_ = 0; // frames a full tx ring refused
+  std::uint64_t xdp_programs_restored_ = 0; // our XDP programs found removed and put back
   std::vector<Held> held_;       // reserved once: at most kMaxHeld
 
   UniqueFd wake_; // eventfd: post() and stop() interrupt the poll

@@ -99,7 +99,10 @@ void IngressXdp::attach(int ifindex, int prog_fd, const char* prog_name, std::ui
   std::uint32_t previous_id = 0;
   check_libbpf(bpf_xdp_query_id(ifindex, static_cast<int>(mode), &previous_id), context + ": query");
 
-  Attachment attachment{ifindex, mode, prog_fd, prog_name, UniqueFd()};
+  bpf_prog_info info{};
+  std::uint32_t info_length = sizeof(info);
+  check_libbpf(bpf_obj_get_info_by_fd(prog_fd, &info, &info_length), context + ": read the program's id");
+  Attachment attachment{ifindex, mode, prog_fd, info.id, prog_name, UniqueFd()};
   LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
   std::uint32_t flags = mode;
   if (previous_id != 0) {
@@ -142,6 +145,24 @@ void IngressXdp::detach_all() noexcept {
                    it->previous ? "replaced by the program it had replaced" : "detached");
   }
   attachments_.clear();
+}
+
+std::size_t IngressXdp::restore_removed() noexcept {
+  std::size_t restored = 0;
+  for (const auto& attachment : attachments_) {
+    std::uint32_t id = 0;
+    if (bpf_xdp_query_id(attachment.ifindex, static_cast<int>(attachment.mode), &id) < 0 || id == attachment.prog_id)
+      continue;
+    const std::string name = interface_name(attachment.ifindex);
+    spdlog::error("{}: {} is no longer attached ({}); putting it back", name, attachment.prog_name,
+                  id == 0 ? "no XDP program" : "program " + std::to_string(id) + " in its place");
+    if (const int error = bpf_xdp_attach(attachment.ifindex, attachment.prog_fd, attachment.mode, nullptr); error < 0) {
+      spdlog::error("{}: putting {} back failed: {}", name, attachment.prog_name, std::strerror(-error));
+      continue;
+    }
+    ++restored;
+  }
+  return restored;
 }
 
 void IngressXdp::update_flag_map(int map_fd, const void* key, bool present, const std::string& what) {

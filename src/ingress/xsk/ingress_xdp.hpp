@@ -54,6 +54,9 @@ public:
   void attach_overlay(int ifindex);
   // Restores what attach_* replaced; never throws (failures are logged).
   void detach_all() noexcept;
+  // Puts back each of our programs that is no longer attached (someone removed or replaced it
+  // by hand: the ingress would receive nothing); returns how many. Failures are logged.
+  std::size_t restore_removed() noexcept;
 
   void add_service_ip(const boost::asio::ip::address& address);
   void remove_service_ip(const boost::asio::ip::address& address);
@@ -79,6 +82,7 @@ private:
     int ifindex;
     std::uint32_t mode; // XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE
     int prog_fd;        // ours, owned by the skeleton
+    std::uint32_t prog_id;
     const char* prog_name;
     UniqueFd previous;  // what was attached before; empty: nothing
   };
