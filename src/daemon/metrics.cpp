@@ -117,6 +117,9 @@ std::string prometheus_text(const json& status, std::uint64_t reloads_applied, s
                   service.value("flows_created", 0));
       metrics.add("xdpfwd_service_flows_moved_total", "counter", "Flows moved to another replica.", labels,
                   service.value("flows_moved", 0));
+      metrics.add("xdpfwd_service_flows_evicted_total", "counter",
+                  "Flows removed before their time: the table full, or their NAT port taken back.", labels,
+                  service.value("flows_evicted", 0));
       const json replicas = service.value("replicas", json::array());
       for (const auto& replica : replicas) {
         const Labels replica_labels{{"ingress", name}, {"service", service_name}, {"replica", replica.value("address", "")}};

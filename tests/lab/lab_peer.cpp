@@ -17,6 +17,12 @@
 //   lab_peer dns-serve ADDR PORT [--name NAME] [--answer IPV4]
 //                                                  answers DNS queries: A with IPV4 (default
 //                                                  10.99.0.1), TXT with "NAME", others with no record
+//   lab_peer udp-flood ADDR PORT [--count N] [--gap-us US] [--sources CIDR]
+//                                                  sends N IPv4 datagrams of --size bytes, each
+//                                                  from a random source address of CIDR (default
+//                                                  198.18.128.0/17) and port, one every US
+//                                                  microseconds (raw socket; answers are not
+//                                                  read); prints "flooded N"
 //   lab_peer tcp-send ADDR PORT [--data TEXT] [--half-close] [--wait-ms MS]
 //                                                  connects, sends TEXT ("\r" and "\n" escapes
 //                                                  understood), with --half-close then shuts its
@@ -27,6 +33,8 @@
 // Every loop is bounded: udp-send stops after --wait-ms without an answer; servers run until
 // SIGTERM/SIGINT.
 #include <arpa/inet.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -66,6 +74,7 @@ struct Options {
   bool half_close = false; // tcp-send
   bool proxy_v2 = false; // http-serve, tls-serve: connections start with a PROXY v2 header
   std::string answer = "10.99.0.1"; // dns-serve: the address of A answers
+  std::string sources = "198.18.128.0/17"; // udp-flood
 };
 
 [[noreturn]] void fail(const std::string& what) {
@@ -454,6 +463,59 @@ int tcp_send(const std::string& address, const std::string& port, const Options&
   return 0;
 }
 
+// Every datagram a new flow: IPv4 and UDP headers written here (the kernel fills the IP
+// checksum and ID; a UDP checksum of 0 means none), sources drawn by xorshift.
+int udp_flood(const std::string& address, const std::string& port, const Options& options) {
+  in_addr destination{}, base{};
+  const auto slash = options.sources.find('/');
+  if (::inet_pton(AF_INET, address.c_str(), &destination) != 1 || slash == std::string::npos ||
+      ::inet_pton(AF_INET, options.sources.substr(0, slash).c_str(), &base) != 1)
+    throw std::invalid_argument("udp-flood takes an IPv4 ADDR and --sources ADDR/LEN");
+  const int prefix = std::stoi(options.sources.substr(slash + 1));
+  if (prefix < 8 || prefix > 32) throw std::invalid_argument("--sources: prefix length 8-32");
+  const std::uint32_t host_mask = prefix == 32 ? 0 : (0xffffffffu >> prefix);
+  const int fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW); // IP_HDRINCL implied
+  if (fd < 0) fail("raw socket");
+  const std::size_t payload = static_cast<std::size_t>(std::max(options.size, 0L));
+  std::vector<std::uint8_t> frame(sizeof(iphdr) + sizeof(udphdr) + payload, 'x');
+  auto* ip = reinterpret_cast<iphdr*>(frame.data());
+  auto* udp = reinterpret_cast<udphdr*>(frame.data() + sizeof(iphdr));
+  *ip = iphdr{};
+  ip->version = 4;
+  ip->ihl = 5;
+  ip->ttl = 64;
+  ip->protocol = IPPROTO_UDP;
+  ip->tot_len = htons(static_cast<std::uint16_t>(frame.size()));
+  ip->daddr = destination.s_addr;
+  *udp = udphdr{};
+  udp->dest = htons(static_cast<std::uint16_t>(std::stoi(port)));
+  udp->len = htons(static_cast<std::uint16_t>(sizeof(udphdr) + payload));
+  sockaddr_in target{};
+  target.sin_family = AF_INET;
+  target.sin_addr = destination;
+  std::uint64_t state = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(::getpid());
+  auto next_random = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  long sent = 0;
+  for (; sent < options.count && !stopping; ++sent) {
+    const std::uint64_t random = next_random();
+    ip->saddr = htonl((ntohl(base.s_addr) & ~host_mask) | (static_cast<std::uint32_t>(random) & host_mask));
+    udp->source = htons(static_cast<std::uint16_t>(1024 + (random >> 32) % 64000));
+    if (::sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr*>(&target), sizeof(target)) < 0 &&
+        errno != ENOBUFS)
+      fail("sendto");
+    if (options.gap_us > 0) std::this_thread::sleep_until(start + std::chrono::microseconds(options.gap_us * (sent + 1)));
+  }
+  std::printf("flooded %ld\n", sent);
+  ::close(fd);
+  return 0;
+}
+
 Options parse_options(int argc, char** argv, int first) {
   Options options;
   for (int i = first; i < argc; ++i) {
@@ -472,6 +534,7 @@ Options parse_options(int argc, char** argv, int first) {
     else if (flag == "--bind") options.bind = value;
     else if (flag == "--answer") options.answer = value;
     else if (flag == "--data") options.data = value;
+    else if (flag == "--sources") options.sources = value;
     else throw std::invalid_argument("unknown option " + flag);
   }
   return options;
@@ -495,6 +558,7 @@ int main(int argc, char** argv) {
     if (mode == "udp-echo") return udp_echo(argv[2], argv[3], options);
     if (mode == "udp-send") return udp_send(argv[2], argv[3], options);
     if (mode == "http-serve") return http_serve(argv[2], argv[3], options);
+    if (mode == "udp-flood") return udp_flood(argv[2], argv[3], options);
     if (mode == "tcp-send") return tcp_send(argv[2], argv[3], options);
     if (mode == "tls-serve") return tls_serve(argv[2], argv[3], options);
     if (mode == "dns-serve") return dns_serve(argv[2], argv[3], options);

@@ -463,6 +463,8 @@ nlohmann::json Forwarding::status() const {
                         {"lb", config::to_string(service->config.lb)},
                         {"client_ip", config::to_string(service->config.client_ip)},
                         {"flows", service->balancer.flows().size()},
+                        {"flow_capacity", service->balancer.flows().capacity()},
+                        {"flows_evicted", service->balancer.flows().evictions()},
                         {"flows_created", counters.flows_created},
                         {"flows_moved", counters.flows_moved},
                         {"dns_routed", service->dns_routed},

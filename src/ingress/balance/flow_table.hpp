@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace xdpfwd::ingress::balance {
@@ -117,6 +118,28 @@ public:
               ReplicaRef replica, std::uint16_t nat_port) noexcept;
 
   void erase(FlowEntry& entry);
+
+  // Removes the flow nearest its deadline among those `matches` accepts, looking at no more
+  // than `looks` entries from the head of each class list (oldest first): frees a resource
+  // held per flow, such as a replica's NAT port, when a flood has taken them all. Returns the
+  // removed flow's replica; nullopt when none was found within the looks.
+  template <typename Predicate>
+  std::optional<ReplicaRef> evict_oldest_if(Predicate&& matches, Timestamp now, std::uint32_t looks) {
+    std::uint32_t victim = kNil;
+    for (std::uint32_t c = 0; c < kClasses; ++c) {
+      std::uint32_t looked = 0, i = heads_[c];
+      while (i != kNil && looked < looks && !matches(entries_[i])) {
+        i = entries_[i].next;
+        ++looked;
+      }
+      if (i == kNil || looked == looks) continue;
+      if (victim == kNil || deadline(entries_[i]) < deadline(entries_[victim])) victim = i;
+    }
+    if (victim == kNil) return std::nullopt;
+    const ReplicaRef replica = entries_[victim].replica;
+    remove(victim, deadline(entries_[victim]) <= now ? RemoveReason::Expired : RemoveReason::Evicted);
+    return replica;
+  }
 
   // Removes expired flows, at most `budget` of them: call it regularly (e.g. every poll
   // loop) with a small budget so that no single call stalls the packet path.

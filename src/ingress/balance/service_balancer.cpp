@@ -1,6 +1,15 @@
 #include "service_balancer.hpp"
 
+#include <algorithm>
+
 namespace xdpfwd::ingress::balance {
+namespace {
+
+// Entries looked at per timeout class for a flow whose NAT port can be taken back: bounded
+// work on the packet path; with flows spread over the replicas one of the first few matches.
+constexpr std::uint32_t kEvictionLooks = 64;
+
+} // namespace
 
 const char* to_string(DropReason reason) noexcept {
   switch (reason) {
@@ -34,7 +43,7 @@ ServiceBalancer::Decision ServiceBalancer::drop(DropReason reason) noexcept {
   return Decision{.drop = reason};
 }
 
-std::optional<DropReason> ServiceBalancer::assign(const FlowKey& key, std::uint64_t hash,
+std::optional<DropReason> ServiceBalancer::assign(const FlowKey& key, std::uint64_t hash, Timestamp now,
                                                   ReplicaRef& replica, std::uint16_t& nat_port,
                                                   FlowKey& reverse) {
   const Family family = family_of(key);
@@ -46,24 +55,48 @@ std::optional<DropReason> ServiceBalancer::assign(const FlowKey& key, std::uint6
         balancer_->replica_count(family) == 0 && balancer_->replica_count() > 0;
     return other_family_only ? DropReason::FamilyMismatch : DropReason::NoReplica;
   }
-  const Address& replica_address = balancer_->flow_address(*picked);
-  const bool v4 = family == Family::V4;
-
-  reverse = FlowKey{.src = replica_address, .dst = key.src, .src_port = key.dst_port,
-                    .dst_port = key.src_port, .proto = key.proto, .pad = {}};
+  replica = *picked;
   nat_port = 0;
   if (options_.client_ip == config::ClientIp::Nat) {
-    const std::optional<Address>& overlay = v4 ? options_.overlay_v4 : options_.overlay_v6;
+    const std::optional<Address>& overlay = family == Family::V4 ? options_.overlay_v4 : options_.overlay_v6;
     if (!overlay) return DropReason::NoOverlayAddress;
     if (!PortAllocator::supports(key.proto)) return DropReason::UnsupportedProtocol;
-    const std::optional<std::uint16_t> port = ports_.allocate(*picked, key.proto);
+    std::optional<std::uint16_t> port = ports_.allocate(replica, key.proto);
+    if (!port) port = reclaim_port(key, family, now, replica);
     if (!port) return DropReason::NatPortsExhausted;
     nat_port = *port;
-    reverse.dst = *overlay;
+  }
+  reverse = FlowKey{.src = balancer_->flow_address(replica), .dst = key.src, .src_port = key.dst_port,
+                    .dst_port = key.src_port, .proto = key.proto, .pad = {}};
+  if (nat_port != 0) {
+    reverse.dst = *(family == Family::V4 ? options_.overlay_v4 : options_.overlay_v6);
     reverse.dst_port = nat_port;
   }
-  replica = *picked;
   return std::nullopt;
+}
+
+// All of the replica's ports of this protocol are taken (a flood of new sources): its oldest
+// flow holding one gives it up. Failing that within the looks (the oldest flows may all be of
+// other replicas), the oldest such flow of any replica that takes new flows of the family gives
+// its port up, and the new flow goes to that replica: a new flow's replica may change, an
+// established one's never does.
+std::optional<std::uint16_t> ServiceBalancer::reclaim_port(const FlowKey& key, Family family, Timestamp now,
+                                                           ReplicaRef& replica) {
+  const auto holds_a_port = [&](const FlowEntry& flow) {
+    return flow.forward.proto == key.proto && flow.nat_port != 0 && family_of(flow.forward) == family;
+  };
+  if (flows_.evict_oldest_if([&](const FlowEntry& flow) { return flow.replica == replica && holds_a_port(flow); },
+                             now, kEvictionLooks))
+    return ports_.allocate(replica, key.proto);
+  const auto eligible = balancer_->eligible(family);
+  const auto takes_new_flows = [&](ReplicaRef ref) {
+    return balancer_->is_current(ref) && std::find(eligible.begin(), eligible.end(), ref.slot) != eligible.end();
+  };
+  const auto victim = flows_.evict_oldest_if(
+      [&](const FlowEntry& flow) { return holds_a_port(flow) && takes_new_flows(flow.replica); }, now, kEvictionLooks);
+  if (!victim) return std::nullopt;
+  replica = *victim;
+  return ports_.allocate(replica, key.proto);
 }
 
 ServiceBalancer::Decision ServiceBalancer::client_packet(const FlowKey& key, std::uint64_t hash,
@@ -77,7 +110,7 @@ ServiceBalancer::Decision ServiceBalancer::client_packet(const FlowKey& key, std
   ReplicaRef replica;
   std::uint16_t nat_port = 0;
   FlowKey reverse;
-  if (const auto reason = assign(key, hash, replica, nat_port, reverse)) {
+  if (const auto reason = assign(key, hash, now, replica, nat_port, reverse)) {
     if (flow != nullptr) flows_.erase(*flow); // its replica is gone and there is no other
     return drop(*reason);
   }

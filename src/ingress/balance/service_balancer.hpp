@@ -102,8 +102,9 @@ public:
 private:
   Decision drop(DropReason reason) noexcept;
   // Chooses a replica (and port) for the flow and builds its reply key.
-  std::optional<DropReason> assign(const FlowKey& key, std::uint64_t hash, ReplicaRef& replica,
+  std::optional<DropReason> assign(const FlowKey& key, std::uint64_t hash, Timestamp now, ReplicaRef& replica,
                                    std::uint16_t& nat_port, FlowKey& reverse);
+  std::optional<std::uint16_t> reclaim_port(const FlowKey& key, Family family, Timestamp now, ReplicaRef& replica);
   void release(ReplicaRef replica, IpProto proto, std::uint16_t nat_port) noexcept;
 
   ServiceBalancerOptions options_;

@@ -85,6 +85,29 @@ TEST_F(FlowTableTest, EraseRemovesBothKeysAndReportsIt) {
   EXPECT_EQ(removed[0].second, RemoveReason::Erased);
 }
 
+// Across classes the match nearest its deadline goes; within the looks only.
+TEST_F(FlowTableTest, EvictOldestIfTakesTheMatchNearestItsDeadline) {
+  const ReplicaRef a{1, 1}, b{2, 1};
+  add(client_key(0xC6120101, 1, IpProto::Udp), 20001, 0, b); // oldest, but of replica b
+  clock.advance(1s);
+  add(client_key(0xC6120101, 2, IpProto::Udp), 20002, 0, a); // UDP: expires in 30 s
+  add(client_key(0xC6120101, 3), 20003, tcp_flag::kSyn, a);   // TCP opening: in 10 s, sooner
+  const auto of_a = [&](const FlowEntry& e) { return e.replica == a; };
+
+  EXPECT_FALSE(table.evict_oldest_if(of_a, clock.now, 0)); // no looks, no victim
+  EXPECT_EQ(table.evict_oldest_if(of_a, clock.now, 8), a);
+  ASSERT_EQ(removed.size(), 1U);
+  EXPECT_EQ(removed[0].first, client_key(0xC6120101, 3));
+  EXPECT_EQ(removed[0].second, RemoveReason::Evicted);
+  EXPECT_EQ(table.evictions(), 1U);
+  // The UDP match sits behind b's flow: one look does not reach it, two do.
+  EXPECT_FALSE(table.evict_oldest_if(of_a, clock.now, 1));
+  EXPECT_EQ(table.evict_oldest_if(of_a, clock.now, 2), a);
+  EXPECT_EQ(removed.back().first, client_key(0xC6120101, 2, IpProto::Udp));
+  EXPECT_FALSE(table.evict_oldest_if(of_a, clock.now, 8));
+  EXPECT_EQ(table.size(), 1U);
+}
+
 TEST_F(FlowTableTest, TcpBecomesEstablishedWhenTheReplicaAnswers) {
   const FlowKey k = client_key(0xC6120101, 40000);
   FlowEntry* e = add(k, 20001, tcp_flag::kSyn);

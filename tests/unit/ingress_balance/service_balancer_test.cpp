@@ -221,22 +221,74 @@ TEST_F(ServiceBalancerTest, NoReplicasMeansDrops) {
   EXPECT_EQ(s.flows().size(), 0U);
 }
 
-TEST_F(ServiceBalancerTest, ExhaustedNatPortsAreCountedDrops) {
+// A flood of new sources takes every NAT port of a replica: the oldest flow holding one of
+// that protocol gives it up, so that new flows still get through; the eviction is counted.
+TEST_F(ServiceBalancerTest, ExhaustedNatPortsAreTakenBackFromTheOldestFlow) {
   auto o = nat_options();
   o.nat_ports = {.first = 20000, .last = 20009};
   ServiceBalancer s(o);
   const auto reps = replicas(1);
   s.sync(reps);
-  for (std::uint16_t i = 0; i < 10; ++i) ASSERT_NE(packet(s, client("198.18.1.1", i)).flow, nullptr);
-  const auto d = packet(s, client("198.18.1.1", 10));
-  EXPECT_EQ(d.drop, DropReason::NatPortsExhausted);
-  EXPECT_STREQ(to_string(*d.drop), "nat_ports_exhausted");
-  EXPECT_EQ(s.counters().drops[static_cast<int>(DropReason::NatPortsExhausted)], 1U);
-  EXPECT_EQ(s.ports().exhausted(), 1U);
-  // A flow that ends gives its port back.
-  now += 11s; // the SYN-less flows were Opening: 10 s
-  EXPECT_EQ(s.expire(now, 100), 10U);
-  EXPECT_NE(packet(s, client("198.18.1.1", 10)).flow, nullptr);
+  for (std::uint16_t i = 0; i < 10; ++i) {
+    ASSERT_NE(packet(s, client("198.18.1.1", i, IpProto::Udp)).flow, nullptr);
+    now += 10ms;
+  }
+  ASSERT_NE(packet(s, client("198.18.1.2", 1, IpProto::Tcp)).flow, nullptr); // another pool
+  now += 2s; // past the requeue interval: touching moves a flow to the back of its list
+  ASSERT_NE(packet(s, client("198.18.1.1", 0, IpProto::Udp)).flow, nullptr); // the oldest, active again
+
+  const auto d = packet(s, client("198.18.1.1", 10, IpProto::Udp));
+  ASSERT_NE(d.flow, nullptr);
+  EXPECT_FALSE(d.drop);
+  EXPECT_EQ(d.flow->nat_port, 20001); // the port of flow 1, now the least recently used
+  EXPECT_EQ(s.flows().evictions(), 1U);
+  EXPECT_EQ(s.counters().drops[static_cast<int>(DropReason::NatPortsExhausted)], 0U);
+  const FlowKey gone = client("198.18.1.1", 1, IpProto::Udp);
+  EXPECT_EQ(s.lookup(gone, hash(gone), now), nullptr);
+  for (std::uint16_t i : {0, 2, 9}) {
+    const FlowKey kept = client("198.18.1.1", i, IpProto::Udp);
+    EXPECT_NE(s.lookup(kept, hash(kept), now), nullptr) << i;
+  }
+  const FlowKey tcp = client("198.18.1.2", 1, IpProto::Tcp);
+  EXPECT_NE(s.lookup(tcp, hash(tcp), now), nullptr); // its port is of another protocol
+  EXPECT_EQ(s.ports().in_use(d.flow->replica, IpProto::Udp), 10U);
+}
+
+// Where the oldest flows all belong to other replicas (more than the looks), the oldest one
+// holding a port gives it up and the new flow goes to its replica.
+TEST_F(ServiceBalancerTest, ExhaustedNatPortsFallBackToTheOldestFlowOfAnyReplica) {
+  auto o = nat_options(config::LbRule::RoundRobin);
+  o.nat_ports = {.first = 20000, .last = 20099};
+  ServiceBalancer s(o);
+  const auto reps = replicas(2);
+  s.sync(reps);
+  // Round robin alternates: 200 flows fill both replicas' 100 ports.
+  std::map<std::uint32_t, std::vector<std::uint16_t>> by_slot; // client ports per replica slot
+  for (std::uint16_t i = 0; i < 200; ++i) {
+    const auto d = packet(s, client("198.18.1.1", i, IpProto::Udp));
+    ASSERT_NE(d.flow, nullptr) << i;
+    by_slot[d.flow->replica.slot].push_back(i);
+    now += 1ms;
+  }
+  ASSERT_EQ(by_slot.size(), 2U);
+  // Refresh the first replica's flows (past the requeue interval): the oldest 100 are now
+  // all of the second replica, more than the 64 looks.
+  now += 2s;
+  const std::uint32_t refreshed = by_slot.begin()->first;
+  for (std::uint16_t port : by_slot.begin()->second) packet(s, client("198.18.1.1", port, IpProto::Udp));
+  // Round robin picks the first replica for one of the next two flows: its ports are all
+  // held by flows the looks do not reach, so the second replica's oldest gives its port up.
+  for (std::uint16_t i = 200; i < 202; ++i) {
+    const auto d = packet(s, client("198.18.1.1", i, IpProto::Udp));
+    ASSERT_NE(d.flow, nullptr) << i;
+    EXPECT_NE(d.flow->replica.slot, refreshed) << i;
+  }
+  EXPECT_EQ(s.flows().evictions(), 2U);
+  EXPECT_EQ(s.counters().drops[static_cast<int>(DropReason::NatPortsExhausted)], 0U);
+  for (std::uint16_t port : by_slot.begin()->second) {
+    const FlowKey kept = client("198.18.1.1", port, IpProto::Udp);
+    EXPECT_NE(s.lookup(kept, hash(kept), now), nullptr) << port;
+  }
 }
 
 TEST_F(ServiceBalancerTest, FamilyProblemsAreNamedDrops) {

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# A flood of random sources against ingress "fld" (client_ip nat, replicas d1 and d2): 300,000
+# datagrams, each a new flow, more than the flow table holds (262,144 per service) and than the
+# NAT ports of both replicas (2 x 40,000). Meanwhile an established flow must keep >= 99.9 %
+# delivery, new legitimate flows must get through, the inspector's memory must stay flat, and
+# the pressure must show in its counters.
+set -euo pipefail
+source "${LAB_SH:?}"
+: "${XDPFWD:?}" "${XDPFWDCTL:?}" "${LAB_PEER:?}"
+
+lab_init fld
+lab_up
+lab_remote_overlay 4112
+for i in 1 2; do
+  lab_replica "d$i" 4112 "10.212.0.1$i/24"
+  lab_bg "d$i" "d$i-udp" "$LAB_PEER" udp-echo :: 7 --name "d$i"
+  lab_bg "d$i" "d$i-http" "$LAB_PEER" http-serve :: 80 --name "d$i"
+  lab_wait_for "$LAB_DIR/d$i-udp.log" listening 5
+  lab_wait_for "$LAB_DIR/d$i-http.log" listening 5
+done
+# The flood's answers (ICMP port unreachable from the replicas) must not leave the lab: node1
+# has no route for the flood's sources, and the client drops what is not its own.
+config=$LAB_DIR/services.json
+cat >"$config" <<EOF
+{
+  "interfaces": [ { "name": "eth0" } ],
+  "pin_dir": "$LAB_PIN_DIR",
+  "control_socket": "$LAB_DIR/control.sock",
+  "underlay": { "local": "198.18.2.1" },
+  "ingresses": [
+    { "name": "fld", "service_ips": [ "198.18.0.45" ],
+      "overlay": { "vni": 4112, "address": "10.212.0.1/24", "remote_vteps": [ "198.18.2.2" ] },
+      "services": [ { "name": "fld-a", "replicas": [ { "address": "10.212.0.11" }, { "address": "10.212.0.12" } ] } ] } ]
+}
+EOF
+lab_start_daemon "$config"
+ctl() { "$XDPFWDCTL" --socket "$LAB_DIR/control.sock" "$@"; }
+service() { ctl status --json | jq -r --arg field "$1" '.ingresses[0].inspector.services[0][$field] // 0'; }
+drops() { ctl status --json | jq -r --arg reason "$1" '.ingresses[0].inspector.drops[$reason] // 0'; }
+inspector_pid=$(cat "$LAB_DIR/ingress-fld.pid")
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$inspector_pid/status"; }
+
+out=$(lab_exec client "$LAB_PEER" udp-send 198.18.0.45 7 --count 10 --wait-ms 2000)
+lab_expect_match "the service answers before the flood" "$out" "^sent 10 received 10$"
+rss_before=$(rss_kib)
+
+# The established flow: 6000 datagrams, one per millisecond, across the whole flood.
+lab_bg client stream "$LAB_PEER" udp-send 198.18.0.45 7 --count 6000 --gap-us 1000 --wait-ms 2000
+stream_pid=$LAB_LAST_PID
+sleep 0.5
+# The flood: 300,000 datagrams at 60,000 per second, to a port nobody listens on.
+lab_bg client flood "$LAB_PEER" udp-flood 198.18.0.45 9 --count 300000 --gap-us 16
+flood_pid=$LAB_LAST_PID
+sleep 3
+# New legitimate flows in the middle of it: UDP from fresh sockets, and HTTP.
+fresh=""
+for _ in $(seq 5); do fresh+="$(lab_exec client "$LAB_PEER" udp-send 198.18.0.45 7 --count 5 --wait-ms 1000)"$'\n'; done
+http=$(lab_exec client curl -sS --max-time 3 http://198.18.0.45/ 2>&1 || true)
+flows_during=$(service flows)
+wait "$flood_pid" || true
+wait "$stream_pid" || true
+lab_expect_match "the flood was sent" "$(cat "$LAB_DIR/flood.log")" "^flooded 300000$"
+stream=$(cat "$LAB_DIR/stream.log")
+received=$(sed -nE 's/^sent 6000 received ([0-9]+)$/\1/p' <<<"$stream")
+if ((${received:-0} >= 5994)); then
+  lab_pass "the established flow kept >= 99.9 % delivery through the flood ($received of 6000)"
+else
+  lab_fail "the established flow keeps >= 99.9 % delivery through the flood" "$stream"
+fi
+lab_expect "5 new UDP flows during the flood, all answered" "$(grep -c '^sent 5 received 5$' <<<"$fresh")" 5
+lab_expect_match "a new HTTP connection during the flood is answered" "$http" "^d[12] client=10\.212\.0\.1:"
+
+created=$(service flows_created)
+evicted=$(service flows_evicted)
+capacity=$(service flow_capacity)
+if ((created > 262144 && evicted > 0 && flows_during <= capacity)); then
+  lab_pass "the flow table stayed within its $capacity entries ($flows_during in use, $created created, $evicted evicted)"
+else
+  lab_fail "the flow table stays bounded, with the evictions counted" \
+    "created $created, evicted $evicted, in use $flows_during, capacity $capacity"
+fi
+rss_after=$(rss_kib)
+growth=$((rss_after - rss_before))
+if ((growth < 16384)); then
+  lab_pass "the inspector's memory stayed flat (RSS $rss_before -> $rss_after KiB)"
+else
+  lab_fail "the inspector's memory stays flat" "RSS $rss_before -> $rss_after KiB"
+fi
+lab_expect "no new flow was refused for want of NAT ports" "$(drops nat_ports_exhausted)" 0
+
+status=0
+lab_stop_daemon || status=$?
+lab_expect "xdpfwd exits 0 on SIGTERM" "$status" 0
+lab_summary
