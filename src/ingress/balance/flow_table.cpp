@@ -156,17 +156,8 @@ FlowEntry* FlowTable::insert(const FlowKey& forward, std::uint64_t forward_hash,
       probe(reverse, low32(reverse_hash), kReverse) != kNil) {
     return nullptr;
   }
-  if (free_head_ == kNil) {
-    // Full: the entry nearest its deadline goes; the class heads are the candidates.
-    std::uint32_t victim = kNil;
-    for (std::uint32_t c = 0; c < kClasses; ++c) {
-      const std::uint32_t h = heads_[c];
-      if (h != kNil && (victim == kNil || deadline(entries_[h]) < deadline(entries_[victim]))) {
-        victim = h;
-      }
-    }
-    remove(victim, deadline(entries_[victim]) <= now ? RemoveReason::Expired : RemoveReason::Evicted);
-  }
+  // Full: the entry nearest its deadline goes; the class heads are the candidates.
+  if (free_head_ == kNil) evict_oldest_if([](const FlowEntry&) { return true; }, now, 1);
   const std::uint32_t i = free_head_;
   FlowEntry& e = entries_[i];
   free_head_ = e.next;
