@@ -17,7 +17,7 @@ public:
   // Called on the io_context's thread; may throw std::exception, answered as {"ok":false}.
   using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
 
-  // Replaces a stale socket file at path; the socket is readable by root only.
+  // Replaces a stale socket file at path; the new one is mode 0600: its owner (root) only.
   ControlServer(boost::asio::io_context& io, std::filesystem::path path, Handler handler);
   ~ControlServer();
 

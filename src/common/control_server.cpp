@@ -62,10 +62,13 @@ ControlServer::ControlServer(boost::asio::io_context& io, std::filesystem::path 
     : path_(std::move(path)), acceptor_(io), handler_(std::move(handler)) {
   std::filesystem::create_directories(path_.parent_path());
   std::filesystem::remove(path_); // a socket file left by an ingress that died
+  // Connecting takes write permission on the socket file: root only (no group is configured),
+  // from the bind on.
   const mode_t old_mask = ::umask(0077);
   acceptor_.open();
   acceptor_.bind(stream_protocol::endpoint(path_.string()));
   ::umask(old_mask);
+  std::filesystem::permissions(path_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   acceptor_.listen();
   accept();
 }

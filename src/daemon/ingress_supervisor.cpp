@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -34,7 +35,11 @@ std::string describe_exit(int status) {
 
 // Waits for pid to end within timeout, then SIGKILLs it; reaps it when it is our child.
 void terminate(pid_t pid, bool ours) {
-  ::kill(pid, SIGTERM);
+  // Inspectors run as nobody: signalling them takes CAP_KILL. Without it, waiting would be forever.
+  if (::kill(pid, SIGTERM) < 0 && errno == EPERM) {
+    spdlog::error("cannot stop the inspector pid {}: {} (the daemon needs CAP_KILL)", pid, std::strerror(errno));
+    return;
+  }
   auto ended = [&] { return ours ? ::waitpid(pid, nullptr, WNOHANG) == pid : ::kill(pid, 0) < 0; };
   const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -203,8 +208,11 @@ void IngressSupervisor::stop(const std::string& name) {
     terminate(child.pid, child.ours);
     spdlog::info("ingress {}: inspector stopped", name);
   }
+  // The inspector runs as nobody at the end: the socket it made in this root-owned directory is
+  // the daemon's to remove.
   std::error_code ignored;
   std::filesystem::remove(pid_path(name), ignored);
+  std::filesystem::remove(control_path(name), ignored);
   children_.erase(found);
 }
 

@@ -78,10 +78,14 @@ bool has_subnet(const json& network, const std::string& subnet) {
   return false;
 }
 
-UniqueFd open_netns_of(int pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
+// The container's network namespace, through the file Docker keeps for it (SandboxKey):
+// /proc/<pid>/ns/net of its process takes CAP_SYS_PTRACE once the inspector runs as nobody.
+UniqueFd open_netns_of(const json& container) {
+  const std::string path = container.value("NetworkSettings", json::object()).value("SandboxKey", std::string());
+  if (path.empty())
+    throw_errno(ENOENT, "container " + container.value("Name", std::string()) + ": Docker names no network namespace");
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw_errno("open " + path);
+  if (!fd) throw_errno("open the container's network namespace " + path);
   return fd;
 }
 
@@ -236,7 +240,9 @@ std::string DockerRuntime::ensure_container(const config::Ingress& ingress, cons
 IngressEndpoint DockerRuntime::plumb(const config::Ingress& ingress, int pid, bool adopt) {
   const std::string veth = host_veth_name(ingress.name);
   const std::string where = "ingress " + ingress.name;
-  const UniqueFd netns = open_netns_of(pid);
+  const auto container = client_.inspect_container(container_name(ingress.name));
+  if (!container) throw std::runtime_error(where + ": its container is gone");
+  const UniqueFd netns = open_netns_of(*container);
   Netlink inside = Netlink::open_in(netns.get());
 
   if (adopt) {
@@ -387,7 +393,7 @@ std::optional<IngressEndpoint> DockerRuntime::adopt(const config::Ingress& ingre
     if (labels.value(kLabelConfig, std::string()) != recipe(ingress, state.network_id).hash) return std::nullopt;
     state.container_id = container->at("Id").get<std::string>();
     const int pid = container->at("State").value("Pid", 0);
-    const UniqueFd netns = open_netns_of(pid);
+    const UniqueFd netns = open_netns_of(*container);
     Netlink inside = Netlink::open_in(netns.get());
     const auto host_end = host_.find_link(host_veth_name(ingress.name));
     const auto ingress_end = inside.find_link(kServiceInterface);

@@ -2,12 +2,14 @@
 //   xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL]
 //                  [--client-interface NAME (eth0)] [--overlay-interface NAME (ovl0)]
 // It listens on SOCKET and waits for the daemon's first "configure" (the whole services.json and
-// which ingress is its own), then runs the data path; later "configure"s are applied without a
-// restart, "status" reports counters. SIGTERM/SIGINT stop it.
+// which ingress is its own), builds the data path, drops to nobody with CAP_NET_ADMIN and
+// CAP_NET_BIND_SERVICE only (privileges.hpp), then runs it; later "configure"s are applied
+// without a restart, "status" reports counters. SIGTERM/SIGINT stop it.
 #include "xdpfwd/control_server.hpp"
 #include "datapath.hpp"
 #include "health_checker.hpp"
 #include "domain_proxy.hpp"
+#include "privileges.hpp"
 #include "xdpfwd/config.hpp"
 #include "xdpfwd/log.hpp"
 
@@ -69,7 +71,7 @@ void raise_descriptor_limit() {
 class Inspector {
 public:
   Inspector(boost::asio::io_context& io, std::string name, DataPath::Interfaces interfaces)
-      : name_(std::move(name)), interfaces_(std::move(interfaces)), proxy_(io),
+      : io_(io), name_(std::move(name)), interfaces_(std::move(interfaces)), proxy_(io),
         health_(io, [this](const std::string& service, const xdpfwd::config::IpAddress& replica, bool healthy) {
           apply_health({{service, replica, healthy}});
         }) {}
@@ -96,6 +98,9 @@ public:
     thread_.join();
     datapath_.reset();
   }
+
+  // Why the inspector stopped on its own (it could not drop its privileges); empty otherwise.
+  const std::string& failure() const { return failure_; }
 
 private:
   json configure(const json& request) {
@@ -124,6 +129,7 @@ private:
     const bool first = !datapath_;
     if (first) {
       datapath_ = std::make_unique<DataPath>(*own, interfaces_);
+      if (!drop_root()) return {{"ok", false}, {"error", failure_}};
       thread_ = std::thread([this] { datapath_->run(); });
     }
     return on_datapath([this, ingress = *own, verdicts, first] {
@@ -132,6 +138,26 @@ private:
       if (!first) spdlog::info("configuration applied");
       return json{{"ok", true}};
     });
+  }
+
+  // Root is needed until the data path is built: loading its BPF programs (the verifier takes
+  // CAP_PERFMON), attaching them in place of the daemon's pass program (opening that one by id
+  // takes CAP_SYS_ADMIN), the AF_XDP sockets and their UMEM. The data path's thread, which
+  // handles the clients' frames, and every later request run unprivileged. An inspector that
+  // cannot drop its privileges does not run: it stops, and says why.
+  bool drop_root() {
+    using namespace xdpfwd::ingress;
+    try {
+      drop_privileges(kUnprivilegedUid, kUnprivilegedGid, kRuntimeCapabilities);
+    } catch (const std::exception& error) {
+      failure_ = error.what();
+      datapath_.reset(); // detaches its programs, which may still be allowed
+      io_.stop();
+      return false;
+    }
+    spdlog::info("running as uid {} gid {} with {} only (also the bounding set; no_new_privs)", kUnprivilegedUid,
+                 kUnprivilegedGid, capability_names(kRuntimeCapabilities));
+    return true;
   }
 
   // Health changes reach the proxy here and the data path on its own thread.
@@ -160,12 +186,14 @@ private:
     return answer.get();
   }
 
+  boost::asio::io_context& io_;
   std::string name_;
   DataPath::Interfaces interfaces_;
   xdpfwd::ingress::DomainProxy proxy_;
   xdpfwd::ingress::health::HealthChecker health_;
   std::unique_ptr<DataPath> datapath_;
   std::thread thread_;
+  std::string failure_;
 };
 
 } // namespace
@@ -187,6 +215,7 @@ int main(int argc, char** argv) {
     spdlog::info("waiting for the daemon on {}", options.control);
     io.run();
     inspector.stop();
+    if (!inspector.failure().empty()) throw std::runtime_error(inspector.failure());
     return 0;
   } catch (const std::exception& error) {
     std::cerr << "xdpfwd-ingress: " << error.what() << "\n";
