@@ -64,6 +64,10 @@ public:
   // Sends the VXLAN device's broadcast, unknown-unicast and multicast frames to vtep as well
   // (an all-zeros FDB entry, like `bridge fdb append 00:00:00:00:00:00 dst VTEP`).
   void add_vxlan_remote(const LinkInfo& vxlan, const boost::asio::ip::address& vtep);
+  // A bridge in this namespace (no STP: it joins two ports of one host's segment).
+  void create_bridge(const std::string& name);
+  // Makes link a port of bridge.
+  void set_master(const LinkInfo& link, const LinkInfo& bridge);
   // Deletes a link (a veth takes its peer along); false if there was none.
   bool delete_link(const std::string& name);
   void set_up(const LinkInfo& link);

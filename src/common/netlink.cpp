@@ -249,6 +249,28 @@ void Netlink::create_veth(const std::string& name, const std::string& peer_name,
   transact(request, "create veth " + name + " (peer " + peer_name + ")");
 }
 
+void Netlink::create_bridge(const std::string& name) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  nlattr* link_info = mnl_attr_nest_start(request, IFLA_LINKINFO);
+  mnl_attr_put_strz(request, IFLA_INFO_KIND, "bridge");
+  mnl_attr_nest_end(request, link_info);
+  transact(request, "create bridge " + name);
+}
+
+void Netlink::set_master(const LinkInfo& link, const LinkInfo& bridge) {
+  std::vector<char> buffer;
+  nlmsghdr* request = start(buffer, RTM_NEWLINK, 0);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  info->ifi_index = link.ifindex;
+  mnl_attr_put_u32(request, IFLA_MASTER, static_cast<uint32_t>(bridge.ifindex));
+  transact(request, "make " + link.name + " a port of " + bridge.name);
+}
+
 bool Netlink::delete_link(const std::string& name) {
   std::vector<char> buffer;
   nlmsghdr* request = start(buffer, RTM_DELLINK, 0);

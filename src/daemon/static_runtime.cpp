@@ -18,12 +18,18 @@ namespace xdpfwd {
 StaticRuntime::StaticRuntime(std::optional<config::IpAddress> underlay_local)
     : underlay_local_(std::move(underlay_local)), host_(Netlink::open()) {}
 
-// ovl0: the ingress's own VXLAN. Made from here so that its UDP socket stays on the host's
-// underlay, and placed straight into the ingress netns. With the underlay's link given, the
-// kernel sets its MTU to the underlay's minus the encapsulation (50 bytes over IPv4, 70 over
-// IPv6), so that encapsulated frames are never fragmented on the underlay.
+// The ingress's own overlay, inside its netns:
+//   ovl0 (veth: the overlay addresses, the inspector's XDP) <-> ovl0p -- bridge ovlbr -- vx0 (VXLAN)
+// Why the inspector is not on the VXLAN device itself: that has generic XDP only, which takes
+// what the stack hands it, including a replica's TSO segment or a GRO'd burst of up to 64 KiB;
+// no AF_XDP buffer holds that, and it was lost. With native XDP on a veth, the kernel segments
+// such frames on the peer before they cross (Docker's overlay endpoints are veths likewise).
+// vx0 is made from here so that its UDP socket stays on the host's underlay, and placed straight
+// into the ingress netns. With the underlay's link given, the kernel sets its MTU to the
+// underlay's minus the encapsulation (50 bytes over IPv4, 70 over IPv6), so that encapsulated
+// frames are never fragmented on the underlay; the veth pair takes the same MTU.
 void StaticRuntime::create_overlay(const config::Ingress& ingress, int netns_fd, Netlink& inside) {
-  VxlanSpec spec{.name = kOverlayInterface, .vni = ingress.overlay.vni, .local = underlay_local_};
+  VxlanSpec spec{.name = kVxlanInterface, .vni = ingress.overlay.vni, .local = underlay_local_};
   if (underlay_local_) {
     const auto underlay = host_.find_link_with_address(*underlay_local_);
     if (!underlay)
@@ -32,22 +38,35 @@ void StaticRuntime::create_overlay(const config::Ingress& ingress, int netns_fd,
     spec.underlay_ifindex = underlay->ifindex;
   }
   host_.create_vxlan(spec, netns_fd);
+  const LinkInfo vxlan = inside.link(kVxlanInterface);
+  for (const auto& vtep : ingress.overlay.remote_vteps) inside.add_vxlan_remote(vxlan, vtep);
 
+  inside.create_veth(kOverlayInterface, kOverlayPort, netns_fd);
+  inside.create_bridge(kOverlayBridge);
   const LinkInfo overlay = inside.link(kOverlayInterface);
+  const LinkInfo port = inside.link(kOverlayPort);
+  const LinkInfo bridge = inside.link(kOverlayBridge);
+  inside.set_mtu(overlay, vxlan.mtu);
+  inside.set_mtu(port, vxlan.mtu);
+  inside.set_master(vxlan, bridge);
+  inside.set_master(port, bridge);
+
   if (const auto& v4 = ingress.overlay.address) inside.add_address(overlay, v4->address(), v4->prefix_length());
   if (const auto& v6 = ingress.overlay.address6) inside.add_address(overlay, v6->address(), v6->prefix_length());
-  for (const auto& vtep : ingress.overlay.remote_vteps) inside.add_vxlan_remote(overlay, vtep);
   run_in_netns(netns_fd, [] {
     // The overlay is this ingress's own segment: no duplicate address detection, so that its
     // link-local address, and with it neighbour discovery of the replicas, works at once.
     write_sysctl(std::string("net/ipv6/conf/") + kOverlayInterface + "/accept_dad", "0");
+    // The plumbing behind ovl0 has no addresses, and sends no IPv6 of its own onto the overlay.
+    for (const char* device : {kOverlayPort, kOverlayBridge, kVxlanInterface})
+      write_sysctl(std::string("net/ipv6/conf/") + device + "/disable_ipv6", "1");
     // The kernel's own connections (health checks, terminated TCP) take source ports above the
     // inspector's NAT range, so the two never pick the same port.
     write_sysctl("net/ipv4/ip_local_port_range", kKernelPortRange);
   });
-  inside.set_up(overlay);
-  spdlog::info("ingress {}: overlay {} vni {} mtu {}, {} remote VTEPs", ingress.name, kOverlayInterface,
-               ingress.overlay.vni, overlay.mtu, ingress.overlay.remote_vteps.size());
+  for (const LinkInfo& link : {vxlan, bridge, port, overlay}) inside.set_up(link);
+  spdlog::info("ingress {}: overlay {} (veth, bridged to {} vni {}) mtu {}, {} remote VTEPs", ingress.name,
+               kOverlayInterface, kVxlanInterface, ingress.overlay.vni, vxlan.mtu, ingress.overlay.remote_vteps.size());
 }
 
 StaticRuntime::~StaticRuntime() {

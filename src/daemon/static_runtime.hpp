@@ -1,5 +1,6 @@
 // The static runtime: each ingress is a network namespace `xdpfwd-<name>` made by the daemon,
-// reached through a veth `xf-<name>` (host) <-> `eth0` (ingress).
+// reached through a veth `xf-<name>` (host) <-> `eth0` (ingress), with its overlay on a veth
+// `ovl0` <-> `ovl0p`, bridged (`ovlbr`) to the VXLAN device `vx0` (see create_overlay).
 #pragma once
 
 #include "ingress_runtime.hpp"
@@ -15,6 +16,9 @@ public:
   static std::string host_veth_name(const std::string& ingress) { return "xf-" + ingress; }
   static constexpr const char* kIngressInterface = "eth0";
   static constexpr const char* kOverlayInterface = "ovl0";
+  static constexpr const char* kOverlayPort = "ovl0p";
+  static constexpr const char* kOverlayBridge = "ovlbr";
+  static constexpr const char* kVxlanInterface = "vx0";
   // Source ports of the ingress netns's own sockets; the inspector's NAT uses ports below.
   static constexpr const char* kKernelPortRange = "60000 65535";
 

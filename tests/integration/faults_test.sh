@@ -99,12 +99,12 @@ else
   lab_fail "the datagrams lost while eth0's program was away are counted" "lost $lost, counted $counted: $out"
 fi
 lab_expect_match "xdpfwdctl status shows them" "$(ctl status)" "^flt +redirect_not_delivered \(host XDP -> ingress veth\) +$counted$"
-lab_exec_netns xdpfwd-flt ip link set dev ovl0 xdpgeneric off
+lab_exec_netns xdpfwd-flt ip link set dev ovl0 xdpdrv off
 lab_wait_for "$LAB_DIR/daemon.log" "ovl0: xdpfwd_ingress_overlay is no longer attached (no XDP program); putting it back" 5
 lab_expect "both removed programs were put back, and counted" "$(inspector xdp_programs_restored)" 2
-lab_expect "XDP programs attached again on eth0 (native) and ovl0 (generic)" \
+lab_expect "XDP programs attached again on eth0 and ovl0 (native)" \
   "$(lab_exec_netns xdpfwd-flt ip -j link show | jq -r '[.[] | select(.xdp) | "\(.ifname):\(.xdp.mode)"] | sort | join(",")')" \
-  "eth0:1,ovl0:2"
+  "eth0:1,ovl0:1"
 lab_expect_match "traffic flows again" "$(http_ok)" "^f[12] client=10\.211\.0\.1:"
 
 # 2. A replica's netns deleted under traffic: the stream's flow moves to the other replica once

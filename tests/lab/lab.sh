@@ -111,6 +111,8 @@ lab_replica() {
   ip -n "$node2" link add "r-$name" type veth peer name eth0 netns "$netns"
   ip -n "$node2" link set "r-$name" master "br$vni" up
   ip -n "$netns" link set lo up
+  # The overlay's MTU, as Docker gives its overlay endpoints: node2's VXLAN takes 50 bytes.
+  ip -n "$netns" link set eth0 mtu 1450
   ip -n "$netns" addr add "$address" dev eth0
   ip -n "$netns" link set eth0 up
   ip -n "$netns" route add 198.18.0.0/15 via "${address%.*}.1"

@@ -4,9 +4,10 @@
 //   lab_peer udp-send ADDR PORT [--count N] [--size BYTES] [--gap-us US] [--wait-ms MS] [--bind SRC]
 //                                                  sends N datagrams, collects the answers and
 //                                                  prints "sent N received M" and "from NAME: K"
-//   lab_peer http-serve ADDR PORT [--name NAME] [--proxy-v2]
+//   lab_peer http-serve ADDR PORT [--name NAME] [--proxy-v2] [--body-size BYTES]
 //                                                  HTTP/1.1 (keep-alive) answering every request
-//                                                  with "NAME client=ADDR:PORT\n"; with --proxy-v2
+//                                                  with "NAME client=ADDR:PORT\n" (padded with
+//                                                  lines of 'x' to BYTES if larger); with --proxy-v2
 //                                                  each connection starts with a PROXY protocol v2
 //                                                  header and ADDR:PORT is the client it announces
 //                                                  ("NAME client=ADDR:PORT proxy=v2")
@@ -68,6 +69,7 @@ struct Options {
   long count = 10;
   long size = 32;
   long gap_us = 0;
+  long body_size = 0; // http-serve: answers padded to this many bytes
   long wait_ms = 2000;
   std::string bind; // udp-send: source address
   std::string data;       // tcp-send
@@ -234,7 +236,7 @@ std::string read_proxy_v2(int fd) {
 }
 
 // One connection: answers requests until the client closes, a stop signal or 30 s of silence.
-void serve_http_connection(int fd, std::string peer, std::string name, bool proxy_v2) {
+void serve_http_connection(int fd, std::string peer, std::string name, bool proxy_v2, long body_size) {
   if (proxy_v2) {
     const std::string announced = read_proxy_v2(fd);
     if (announced.empty()) {
@@ -259,7 +261,9 @@ void serve_http_connection(int fd, std::string peer, std::string name, bool prox
     while ((end = pending.find("\r\n\r\n")) != std::string::npos) {
       const bool close = pending.substr(0, end).find("Connection: close") != std::string::npos;
       pending.erase(0, end + 4);
-      const std::string body = name + " client=" + peer + "\n";
+      std::string body = name + " client=" + peer + "\n";
+      while (static_cast<long>(body.size()) < body_size)
+        body += std::string(static_cast<size_t>(std::min<long>(99, body_size - static_cast<long>(body.size()) - 1)), 'x') + "\n";
       const std::string response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
                                    std::to_string(body.size()) + "\r\n" + (close ? "Connection: close\r\n" : "") +
                                    "\r\n" + body;
@@ -284,7 +288,8 @@ int http_serve(const std::string& address, const std::string& port, const Option
     socklen_t peer_length = sizeof(peer);
     const int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    connections.emplace_back(serve_http_connection, fd, to_string(peer), options.name, options.proxy_v2);
+    connections.emplace_back(serve_http_connection, fd, to_string(peer), options.name, options.proxy_v2,
+                             options.body_size);
   }
   for (auto& connection : connections) connection.join();
   return 0;
@@ -530,6 +535,7 @@ Options parse_options(int argc, char** argv, int first) {
     else if (flag == "--count") options.count = std::stol(value);
     else if (flag == "--size") options.size = std::stol(value);
     else if (flag == "--gap-us") options.gap_us = std::stol(value);
+    else if (flag == "--body-size") options.body_size = std::stol(value);
     else if (flag == "--wait-ms") options.wait_ms = std::stol(value);
     else if (flag == "--bind") options.bind = value;
     else if (flag == "--answer") options.answer = value;

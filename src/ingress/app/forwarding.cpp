@@ -178,6 +178,15 @@ Action Forwarding::drop(ForwardDrop reason) noexcept {
   return Action::Drop;
 }
 
+// A sender behind a veth with TX checksum offload (a replica, or a client on the same machine)
+// leaves its checksum for hardware to finish; nothing on an XDP path will. Rewrites update a
+// checksum incrementally, which is right for a complete one only: compute a partial one afresh.
+void Forwarding::finish_partial_checksum(const pkt::PacketView& view, bool partial) noexcept {
+  if (!partial) return;
+  pkt::csum::set_l4(view);
+  ++counters_.checksums_completed;
+}
+
 Action Forwarding::client_frame(std::span<std::uint8_t> buffer, std::uint32_t& length, Timestamp now) noexcept {
   pkt::PacketView view;
   if (conformity_->check(buffer.first(length), static_cast<std::uint64_t>(now.count()), view) != pkt::DropReason::None)
@@ -202,11 +211,13 @@ Action Forwarding::client_frame(std::span<std::uint8_t> buffer, std::uint32_t& l
   const auto decision = service.balancer.client_packet(key, balance::hash(key), view.tcp_flags, now);
   if (!decision.flow) return Action::Drop; // counted by the balancer
   const auto replica = decision.flow->replica;
+  const bool partial = pkt::csum::l4_partial(view);
   pkt::nat::set_destination(view, to_ip_addr(service.balancer.balancer().flow_address(replica)));
   if (service.config.client_ip == config::ClientIp::Nat) {
     pkt::nat::set_source(view, view.ip_version == 4 ? *overlay_v4_ : *overlay_v6_); // the balancer checked it exists
     pkt::nat::set_source_port(view, decision.flow->nat_port);
   }
+  finish_partial_checksum(view, partial);
   held_for_ = HoldTicket{service_index, replica.slot};
   const auto mac = replica_mac(held_for_);
   if (!mac) {
@@ -375,18 +386,13 @@ Action Forwarding::overlay_frame(std::span<std::uint8_t> buffer, std::uint32_t& 
   for (auto& service : services_) {
     const balance::FlowEntry* flow = service->balancer.reply_packet(key, hash, view.tcp_flags, now);
     if (!flow) continue;
-    // A replica behind a veth with TX checksum offload leaves its checksum for hardware to finish;
-    // nothing on this path will: finish it after the rewrite (any other checksum is updated).
     const bool partial = pkt::csum::l4_partial(view);
     // Back to what the client sent to: the service IP and port, from the client's own port.
     pkt::nat::set_source(view, to_ip_addr(flow->forward.dst));
     if (!view.is_icmp()) pkt::nat::set_source_port(view, flow->forward.dst_port);
     pkt::nat::set_destination(view, to_ip_addr(flow->forward.src));
     pkt::nat::set_destination_port(view, flow->forward.src_port);
-    if (partial) {
-      pkt::csum::set_l4(view);
-      ++counters_.checksums_completed;
-    }
+    finish_partial_checksum(view, partial);
     pkt::nat::set_macs(view, links_.client_mac, gateway_mac_);
     ++counters_.to_client;
     return Action::ToClient;

@@ -44,7 +44,7 @@ struct ForwardCounters {
   std::uint64_t to_overlay = 0;
   std::uint64_t to_client = 0;
   std::uint64_t too_big_answered = 0; // ICMP frag-needed / packet-too-big sent to clients
-  std::uint64_t checksums_completed = 0; // replies whose sender left the checksum to offload
+  std::uint64_t checksums_completed = 0; // frames whose sender left the checksum to offload
   std::uint64_t dns_refused = 0;      // DNS queries for a name no service takes, answered REFUSED
   std::array<std::uint64_t, static_cast<size_t>(ForwardDrop::Count)> drops{};
 };
@@ -100,6 +100,7 @@ public:
 private:
   struct Service;
   Action drop(ForwardDrop reason) noexcept;
+  void finish_partial_checksum(const packet::PacketView& view, bool partial) noexcept;
   Action overlay_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
   Action client_icmp_error(packet::PacketView& view, Timestamp now) noexcept;
   Action too_big(std::span<std::uint8_t> buffer, std::uint32_t& length, const packet::PacketView& view) noexcept;

@@ -127,8 +127,19 @@ void IngressXdp::attach_overlay(int ifindex) {
   const auto mac = interface_mac(ifindex);
   std::memcpy(config.mac, mac.data(), mac.size());
   set_overlay_config(config);
-  attach(ifindex, bpf_program__fd(skeleton_->progs.xdpfwd_ingress_overlay), "xdpfwd_ingress_overlay",
-         XDP_FLAGS_SKB_MODE);
+  // Native where the driver has it: a veth (the static runtime's ovl0, a Docker overlay endpoint),
+  // whose peer then segments TSO and GRO super-frames before they cross; generic XDP would take
+  // them whole, larger than an AF_XDP buffer, and they would be lost. A VXLAN device has no native
+  // XDP: generic, with that loss.
+  const int prog_fd = bpf_program__fd(skeleton_->progs.xdpfwd_ingress_overlay);
+  try {
+    attach(ifindex, prog_fd, "xdpfwd_ingress_overlay", XDP_FLAGS_DRV_MODE);
+  } catch (const std::system_error& error) {
+    if (error.code().value() != EOPNOTSUPP) throw;
+    spdlog::warn("{}: no native XDP; generic XDP loses frames larger than the MTU (TSO or GRO from replicas)",
+                 interface_name(ifindex));
+    attach(ifindex, prog_fd, "xdpfwd_ingress_overlay", XDP_FLAGS_SKB_MODE);
+  }
 }
 
 void IngressXdp::detach_all() noexcept {

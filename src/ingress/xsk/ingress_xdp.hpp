@@ -1,5 +1,5 @@
 // The ingress netns's XDP programs (bpf/ingress_xsk.bpf.c): xdpfwd_ingress_client on eth0 (native
-// mode) and xdpfwd_ingress_overlay on ovl0 (generic mode), loaded from the embedded skeleton, with
+// mode) and xdpfwd_ingress_overlay on ovl0 (native on a veth, else generic), loaded from the embedded skeleton, with
 // their maps filled from here. Owning handle: movable, not copyable.
 //
 // Attaching replaces whatever XDP program the interface has in that mode (atomically, with

@@ -476,6 +476,23 @@ TEST_F(ForwardingTest, PartialChecksumsOfReplicasAreCompletedOthersLeftAlone) {
   EXPECT_EQ(fwd->status()["checksums_completed"], 1);
 }
 
+// A client behind a veth with TX offload (on the same machine) sends partial checksums too: the
+// replica gets them complete, after NAT (nat) or the destination rewrite (preserve).
+TEST_F(ForwardingTest, PartialChecksumsOfClientsAreCompleted) {
+  for (const auto client_ip : {config::ClientIp::Nat, config::ClientIp::Preserve}) {
+    const std::vector<std::pair<std::vector<config::Replica>, Builder>> cases = {
+        {v4_replicas(), Builder().ipv4(kClientV4, kServiceV4).tcp(40003, 80, pkt::kTcpSyn)},
+        {v6_replicas(), Builder().ipv6(kClientV6, kServiceV6).udp(40004, 53).payload_size(30)}};
+    for (auto [replicas, builder] : cases) {
+      auto fwd = make(ingress(service(replicas, client_ip)));
+      const Out out = client(*fwd, from_client(builder.l4_checksum_partial()));
+      ASSERT_EQ(out.action, Action::ToOverlay) << fwd->status()["drops"].dump();
+      EXPECT_TRUE(checksums_ok(out.frame));
+      EXPECT_EQ(fwd->status()["checksums_completed"], 1);
+    }
+  }
+}
+
 // ================= client_ip preserve =================
 
 TEST_F(ForwardingTest, PreserveKeepsTheClientSourceV4) {

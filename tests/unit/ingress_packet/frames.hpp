@@ -205,6 +205,12 @@ public:
     udp_zero_ = true;
     return *this;
   }
+  // The L4 checksum as a sender with TX checksum offload leaves it (Linux's CHECKSUM_PARTIAL):
+  // only the folded pseudo-header sum, for hardware to finish.
+  Builder& l4_checksum_partial() {
+    l4_partial_ = true;
+    return *this;
+  }
   Builder& pad_to(std::size_t frame_len) {
     pad_to_ = frame_len;
     return *this;
@@ -229,6 +235,9 @@ public:
       }
       if (udp_ && udp_zero_) {
         c = 0;
+      }
+      if (l4_partial_) {
+        c = ref_fold(pseudo);
       }
       set16(l4.data() + *checksum_field_, c);
     }
@@ -317,6 +326,7 @@ private:
   std::optional<std::size_t> checksum_field_;
   bool udp_ = false;
   bool udp_zero_ = false;
+  bool l4_partial_ = false;
   std::size_t pad_to_ = 0;
 };
 
