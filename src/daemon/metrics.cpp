@@ -104,6 +104,13 @@ std::string prometheus_text(const json& status, std::uint64_t reloads_applied, s
     metrics.add("xdpfwd_inspector_xdp_programs_restored_total", "counter",
                 "The inspector's XDP programs found removed (by hand) and put back.", {{"ingress", name}},
                 inspector.value("xdp_programs_restored", 0));
+    if (const json limit = inspector.value("rate_limit", json()); limit.is_object()) {
+      metrics.add("xdpfwd_inspector_rate_limit_sources", "gauge", "Sources in the rate limiter's bounded table.",
+                  {{"ingress", name}}, limit.value("sources", 0));
+      metrics.add("xdpfwd_inspector_rate_limit_evicted_active_total", "counter",
+                  "Sources forgotten while their bucket was refilling (the table under pressure).", {{"ingress", name}},
+                  limit.value("evicted_active", 0));
+    }
     const json drops = inspector.value("drops", json::object());
     for (const auto& [reason, count] : drops.items())
       metrics.add("xdpfwd_inspector_drops_total", "counter", "Packets the inspector dropped, by reason.",

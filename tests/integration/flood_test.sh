@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A flood of random sources against ingress "fld" (client_ip nat, replicas d1 and d2): 300,000
-# datagrams, each a new flow, more than the flow table holds (262,144 per service) and than the
-# NAT ports of both replicas (2 x 40,000). Meanwhile an established flow must keep >= 99.9 %
+# A flood of random sources against ingress "fld" (client_ip nat, replicas d1 and d2, a per-source
+# rate limit): 300,000 datagrams from 131,072 addresses, each a new flow, more than the flow table
+# holds (262,144 per service), than the NAT ports of both replicas (2 x 40,000) and than the rate
+# limiter's table of sources (65,536). Meanwhile an established flow must keep >= 99.9 %
 # delivery, new legitimate flows must get through, the inspector's memory must stay flat, and
 # the pressure must show in its counters.
 set -euo pipefail
@@ -26,16 +27,19 @@ cat >"$config" <<EOF
   "interfaces": [ { "name": "eth0" } ],
   "pin_dir": "$LAB_PIN_DIR",
   "control_socket": "$LAB_DIR/control.sock",
+  "metrics": { "listen": "127.0.0.1:9470" },
   "underlay": { "local": "198.18.2.1" },
   "ingresses": [
     { "name": "fld", "service_ips": [ "198.18.0.45" ],
       "overlay": { "vni": 4112, "address": "10.212.0.1/24", "remote_vteps": [ "198.18.2.2" ] },
+      "inspect": { "rate_limit": { "packets_per_second_per_source": 2000, "burst": 1000 } },
       "services": [ { "name": "fld-a", "replicas": [ { "address": "10.212.0.11" }, { "address": "10.212.0.12" } ] } ] } ]
 }
 EOF
 lab_start_daemon "$config"
 ctl() { "$XDPFWDCTL" --socket "$LAB_DIR/control.sock" "$@"; }
 service() { ctl status --json | jq -r --arg field "$1" '.ingresses[0].inspector.services[0][$field] // 0'; }
+rate_limit() { ctl status --json | jq -r --arg field "$1" '.ingresses[0].inspector.rate_limit[$field]'; }
 drops() { ctl status --json | jq -r --arg reason "$1" '.ingresses[0].inspector.drops[$reason] // 0'; }
 inspector_pid=$(cat "$LAB_DIR/ingress-fld.pid")
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$inspector_pid/status"; }
@@ -49,7 +53,7 @@ lab_bg client stream "$LAB_PEER" udp-send 198.18.0.45 7 --count 6000 --gap-us 10
 stream_pid=$LAB_LAST_PID
 sleep 0.5
 # The flood: 300,000 datagrams at 60,000 per second, to a port nobody listens on.
-lab_bg client flood "$LAB_PEER" udp-flood 198.18.0.45 9 --count 300000 --gap-us 16
+lab_bg client flood "$LAB_PEER" udp-flood 198.18.0.45 9 --count 300000 --gap-us 16 --sources 198.18.0.0/15
 flood_pid=$LAB_LAST_PID
 sleep 3
 # New legitimate flows in the middle of it: UDP from fresh sockets, and HTTP.
@@ -57,6 +61,7 @@ fresh=""
 for _ in $(seq 5); do fresh+="$(lab_exec client "$LAB_PEER" udp-send 198.18.0.45 7 --count 5 --wait-ms 1000)"$'\n'; done
 http=$(lab_exec client curl -sS --max-time 3 http://198.18.0.45/ 2>&1 || true)
 flows_during=$(service flows)
+sources_during=$(rate_limit sources)
 wait "$flood_pid" || true
 wait "$stream_pid" || true
 lab_expect_match "the flood was sent" "$(cat "$LAB_DIR/flood.log")" "^flooded 300000$"
@@ -79,6 +84,18 @@ else
   lab_fail "the flow table stays bounded, with the evictions counted" \
     "created $created, evicted $evicted, in use $flows_during, capacity $capacity"
 fi
+sources_capacity=$(rate_limit capacity)
+if ((sources_during <= sources_capacity && sources_during * 10 >= sources_capacity * 9)); then
+  lab_pass "the rate limiter's sources filled its table and stayed within it ($sources_during of $sources_capacity, $(rate_limit evicted_active) forgotten while refilling)"
+else
+  lab_fail "the rate limiter's sources stay within its table, full under the flood" \
+    "$sources_during sources, capacity $sources_capacity"
+fi
+lab_expect_match "/metrics shows the rate limiter's sources" \
+  "$(lab_exec node1 curl -sS --max-time 5 http://127.0.0.1:9470/metrics)" \
+  '^xdpfwd_inspector_rate_limit_sources\{ingress="fld"\} [0-9]{5}$'
+lab_expect "the flood's sources (one datagram each) and the established flow were not rate limited" \
+  "$(drops rate_limited)" 0
 rss_after=$(rss_kib)
 growth=$((rss_after - rss_before))
 if ((growth < 16384)); then

@@ -118,9 +118,11 @@ void Forwarding::configure(const config::Ingress& ingress) {
 
   pkt::ConformityOptions options;
   options.rate_limiter.seed = std::random_device()();
-  if (conformity_)
+  if (conformity_) {
     for (std::size_t reason = 0; reason < conformity_before_.size(); ++reason)
       conformity_before_[reason] += conformity_->counters()[reason];
+    rate_limit_evicted_before_ += conformity_->rate_limiter().stats().evicted_active;
+  }
   conformity_ = std::make_unique<pkt::Conformity>(ingress.inspect, options);
 
   // Services are kept by name; one whose balancing rule or client_ip changed starts afresh.
@@ -476,8 +478,15 @@ nlohmann::json Forwarding::status() const {
                         {"dns_routed", service->dns_routed},
                         {"replicas", replicas}});
   }
+  nlohmann::json rate_limit = nullptr;
+  if (const auto& limiter = conformity_->rate_limiter(); limiter.enabled())
+    rate_limit = {{"sources", limiter.size()},
+                  {"capacity", limiter.capacity()},
+                  // Sources forgotten while their bucket was still refilling: the table under pressure.
+                  {"evicted_active", rate_limit_evicted_before_ + limiter.stats().evicted_active}};
   return {{"ingress", name_},
           {"accepted", conformity[0]},
+          {"rate_limit", rate_limit},
           {"to_overlay", counters_.to_overlay},
           {"to_client", counters_.to_client},
           {"too_big_answered", counters_.too_big_answered},

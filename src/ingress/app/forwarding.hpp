@@ -118,6 +118,7 @@ private:
   std::vector<packet::IpAddr> service_ips_;
   std::unique_ptr<packet::Conformity> conformity_;
   packet::DropCounters conformity_before_{}; // what earlier configurations' checks counted
+  std::uint64_t rate_limit_evicted_before_ = 0; // ... and their rate limiters' evicted_active
   std::vector<std::unique_ptr<Service>> services_;
   // Several services: the domain names and the UDP ports whose DNS query name picks the service.
   std::optional<domain::DomainTable> domains_;
