@@ -108,7 +108,13 @@ struct Ingress {
   Inspect inspect;
   DomainRouting domain_routing;
   std::vector<Service> services;
+  // Flows the inspector keeps at once, its services together (an equal share each, at least
+  // kMinFlowsPerService): the flow tables are allocated up front, about 160 bytes a flow.
+  std::uint32_t max_flows = 262144;
 };
+
+inline constexpr std::uint32_t kMinFlowsPerService = 4096;
+inline constexpr std::uint32_t kMaxFlowsPerIngress = 16777216;
 
 struct Docker {
   std::string socket = "/var/run/docker.sock";

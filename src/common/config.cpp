@@ -608,7 +608,7 @@ private:
 
   Ingress read_ingress(const Node& node) {
     Ingress ingress;
-    const Object object(node, {"name", "service_ips", "overlay", "inspect", "domain_routing", "services"});
+    const Object object(node, {"name", "service_ips", "overlay", "inspect", "domain_routing", "services", "max_flows"});
     if (!object.valid()) return ingress;
 
     if (const auto name = object.get("name", Need::Required); name && decode(*name, ingress.name)) {
@@ -623,6 +623,7 @@ private:
     bool overlay_valid = false;
     if (const auto overlay = object.get("overlay", Need::Required)) overlay_valid = read_overlay(*overlay, ingress.overlay);
     if (const auto inspect = object.get("inspect")) read_inspect(*inspect, ingress.inspect);
+    object.read_integer("max_flows", ingress.max_flows, kMinFlowsPerService, kMaxFlowsPerIngress);
     const auto routing = object.get("domain_routing");
     if (routing) read_domain_routing(*routing, ingress.domain_routing);
 

@@ -171,6 +171,17 @@ TEST(ConfigDefaults, RateLimitBurstDefaultsToTheRate) {
   EXPECT_EQ(limit.burst, 1000u);
 }
 
+TEST(ConfigDefaults, MaxFlowsDefaultsAndIsRead) {
+  json document = minimal();
+  auto result = parse_json(document);
+  ASSERT_TRUE(result.errors.empty()) << all(result.errors);
+  EXPECT_EQ(result.config->ingresses[0].max_flows, 262144u);
+  ingress(document)["max_flows"] = 1048576;
+  result = parse_json(document);
+  ASSERT_TRUE(result.errors.empty()) << all(result.errors);
+  EXPECT_EQ(result.config->ingresses[0].max_flows, 1048576u);
+}
+
 TEST(ConfigDefaults, PortRangesAreExpandedSortedAndWithoutRepeats) {
   json document = minimal();
   ingress(document)["inspect"] = {{"allow", {{{"proto", "tcp"}, {"ports", {443, "8000-8003", 80, 8001}}}}}};
@@ -338,6 +349,10 @@ const Case kIngress[] = {
        ingress(d, 1)["name"] = "waf";
      },
      "ingresses[1].name", "\"waf\" is already used by ingresses[0].name"},
+    {"MaxFlowsTooSmall", [](json& d) { ingress(d)["max_flows"] = 4095; }, "ingresses[0].max_flows",
+     "4095 is out of range (4096-16777216)"},
+    {"MaxFlowsTooLarge", [](json& d) { ingress(d)["max_flows"] = 16777217; }, "ingresses[0].max_flows",
+     "16777217 is out of range (4096-16777216)"},
     {"ServiceIpsMissing", [](json& d) { ingress(d).erase("service_ips"); }, "ingresses[0].service_ips", "required key is missing"},
     {"ServiceIpsEmpty", [](json& d) { ingress(d)["service_ips"] = json::array(); }, "ingresses[0].service_ips",
      "must not be empty"},

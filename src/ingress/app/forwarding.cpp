@@ -89,13 +89,20 @@ Forwarding::Forwarding(const config::Ingress& ingress, IngressLinks links, Neigh
 
 Forwarding::~Forwarding() = default;
 
-std::unique_ptr<Forwarding::Service> Forwarding::make_service(const config::Service& service) const {
+std::uint32_t Forwarding::flows_per_service(const config::Ingress& ingress) {
+  const auto services = static_cast<std::uint32_t>(std::max<std::size_t>(ingress.services.size(), 1));
+  return std::max(config::kMinFlowsPerService, ingress.max_flows / services);
+}
+
+std::unique_ptr<Forwarding::Service> Forwarding::make_service(const config::Service& service,
+                                                              std::uint32_t max_flows) const {
   balance::ServiceBalancerOptions options{
       .lb = service.lb,
       .client_ip = service.client_ip,
       .overlay_v4 = overlay_address(overlay_v4_),
       .overlay_v6 = overlay_address(overlay_v6_),
   };
+  options.flows.capacity = max_flows;
   auto made = std::unique_ptr<Service>(new Service{service, balance::ServiceBalancer(options), {}, 0});
   made->balancer.sync(service.replicas);
   return made;
@@ -125,18 +132,20 @@ void Forwarding::configure(const config::Ingress& ingress) {
   }
   conformity_ = std::make_unique<pkt::Conformity>(ingress.inspect, options);
 
-  // Services are kept by name; one whose balancing rule or client_ip changed starts afresh.
+  // Services are kept by name; one whose balancing rule, client_ip or share of max_flows changed
+  // starts afresh.
+  const std::uint32_t max_flows = flows_per_service(ingress);
   std::vector<std::unique_ptr<Service>> services;
   for (const auto& wanted : ingress.services) {
     auto kept = std::find_if(services_.begin(), services_.end(),
                              [&](const auto& s) { return s && s->config.name == wanted.name; });
     if (kept != services_.end() && overlay_kept && (*kept)->config.lb == wanted.lb &&
-        (*kept)->config.client_ip == wanted.client_ip) {
+        (*kept)->config.client_ip == wanted.client_ip && (*kept)->balancer.flows().capacity() == max_flows) {
       (*kept)->config = wanted;
       (*kept)->balancer.sync(wanted.replicas);
       services.push_back(std::move(*kept));
     } else {
-      services.push_back(make_service(wanted));
+      services.push_back(make_service(wanted, max_flows));
     }
   }
   services_ = std::move(services);

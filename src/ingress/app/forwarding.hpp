@@ -109,7 +109,9 @@ private:
   std::optional<std::uint32_t> choose_service(std::span<std::uint8_t> buffer, std::uint32_t& length,
                                               packet::PacketView& view, Action& action) noexcept;
   Action refuse_dns(std::span<std::uint8_t> buffer, std::uint32_t& length, const packet::PacketView& view) noexcept;
-  std::unique_ptr<Service> make_service(const config::Service& service) const;
+  std::unique_ptr<Service> make_service(const config::Service& service, std::uint32_t max_flows) const;
+  // Each service's flow table: an equal share of the ingress's max_flows, at least kMinFlowsPerService.
+  static std::uint32_t flows_per_service(const config::Ingress& ingress);
 
   std::string name_;
   IngressLinks links_;

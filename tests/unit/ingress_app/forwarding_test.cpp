@@ -1183,3 +1183,23 @@ TEST_F(ForwardingTest, OneServiceKeepsThePacketPathForEveryPort) {
   const Out out = client(*fwd, from_client(Builder().ipv4(kClientV4, kServiceV4).udp(40057, 53).payload({1, 2, 3})));
   expect_natted(out, kOverlayV4, 53);
 }
+
+// max_flows is the ingress's, shared equally by its services (at least 4,096 each): memory does
+// not grow with the number of services. A changed share starts the service's table afresh.
+TEST_F(ForwardingTest, MaxFlowsIsSharedByTheServices) {
+  auto capacities = [](const Forwarding& fwd) {
+    std::vector<std::uint64_t> out;
+    const nlohmann::json status = fwd.status();
+    for (const auto& service : status["services"]) out.push_back(service["flow_capacity"]);
+    return out;
+  };
+  config::Ingress one = ingress(service(v4_replicas()));
+  EXPECT_EQ(capacities(*make(one)), std::vector<std::uint64_t>{262144});
+  config::Ingress two = two_services();
+  two.max_flows = 65536;
+  auto fwd = make(two);
+  EXPECT_EQ(capacities(*fwd), (std::vector<std::uint64_t>{32768, 32768}));
+  two.max_flows = 4096;
+  fwd->configure(two);
+  EXPECT_EQ(capacities(*fwd), (std::vector<std::uint64_t>{4096, 4096}));
+}
