@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace xdpfwd {
 namespace {
@@ -577,9 +578,26 @@ void Daemon::watch_replicas() {
             }
           });
         },
-        [](bool connected, const std::string& reason) {
+        [this](bool connected, const std::string& reason) {
           if (connected) spdlog::info("docker: following the services' tasks");
           else spdlog::warn("docker: lost the engine ({}); the replica lists stay as they are", reason);
+          boost::asio::post(io_, [this, connected] {
+            if (!connected) {
+              docker_engine_lost_ = true;
+              return;
+            }
+            if (!std::exchange(docker_engine_lost_, false)) return;
+            // Back from an engine restart: without live-restore (which Swarm mode refuses) the
+            // engine stopped the ingress containers, and their events went with the connection.
+            for (const auto& [name, running] : running_) {
+              spdlog::info("ingress {}: the engine is back; checking its container", name);
+              try {
+                repair_ingress(name);
+              } catch (const std::exception& error) {
+                spdlog::error("ingress {}: repair failed: {}", name, error.what());
+              }
+            }
+          });
         });
   }
   watcher_->set_services(docker_->watched_services());

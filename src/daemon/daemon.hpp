@@ -113,6 +113,7 @@ private:
   std::unique_ptr<IngressSupervisor> inspectors_;
   docker::DockerRuntime* docker_ = nullptr; // runtime_, when it is the docker one
   std::unique_ptr<docker::ReplicaWatcher> watcher_;
+  bool docker_engine_lost_ = false; // the watcher lost the engine: repair the ingresses when it is back
   nlohmann::json pushed_document_;          // inspector_document(document), set_inspector_config
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> docker_replicas_; // {ingress, service}
   std::unique_ptr<ConfigWatch> watch_;

@@ -6,7 +6,8 @@
 # (VNI 4101), the ingress container with its veth, service "a" attached by the runtime, service
 # "b" created on the overlay. Client HTTP to the service IP reaches the replicas over the overlay,
 # routed by Host; the inspector's replicas follow scale 2 -> 4 and a killed task within 2 s; a
-# killed ingress container is restarted, re-plumbed and configured again; SIGTERM removes all the
+# killed ingress container is restarted, re-plumbed and configured again; so is it after the
+# engine itself restarted, and traffic reaches the new tasks; SIGTERM removes all the
 # daemon made. Exit 77 (skipped, with the reason) when no dockerd can run here.
 set -euo pipefail
 source "${LAB_SH:?}"
@@ -57,16 +58,19 @@ trap cleanup EXIT
 
 # The engine: inside node1 only, with its own address pools in 10.x.
 mkdir -p "$D/data" "$D/exec" "$D/run"
-nsenter --net="/run/netns/$node1" -- dockerd --data-root "$D/data" --exec-root "$D/exec" -H "unix://$SOCK" \
-  --pidfile "$D/dockerd.pid" --iptables=false --ip6tables=false --bridge=none \
-  --default-address-pool base=10.250.0.0/16,size=24 >"$LAB_DIR/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-for _ in $(seq 300); do
-  dk version >/dev/null 2>&1 && break
-  kill -0 "$DOCKERD_PID" 2>/dev/null || break
-  sleep 0.2
-done
-if ! dk version >/dev/null 2>&1; then
+start_dockerd() { # true once it answers (within 60 s)
+  nsenter --net="/run/netns/$node1" -- dockerd --data-root "$D/data" --exec-root "$D/exec" -H "unix://$SOCK" \
+    --pidfile "$D/dockerd.pid" --iptables=false --ip6tables=false --bridge=none \
+    --default-address-pool base=10.250.0.0/16,size=24 >>"$LAB_DIR/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 300); do
+    dk version >/dev/null 2>&1 && return 0
+    kill -0 "$DOCKERD_PID" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+if ! start_dockerd; then
   reason=$(grep -iE 'level=(error|fatal)|failed' "$LAB_DIR/dockerd.log" | tail -1 | cut -c1-200)
   tail -20 "$LAB_DIR/dockerd.log" >&2
   skip "dockerd cannot start here: ${reason:-no answer within 60 s}"
@@ -235,6 +239,32 @@ done
 lab_expect_match "the daemon sees the ingress container die and configures its new inspector" \
   "$(grep "its container died" "$log" | tail -1)" "waf"
 lab_expect "after the restart client requests still reach a's 4 replicas" "$(answers a.example.test 40 | grep -c . || true)" 4
+
+# The engine restarts. Without live-restore (which Swarm mode refuses) it stops every container on
+# the way down, the ingress's included. xdpfwd keeps running with its XDP program attached; when the
+# engine answers again it restarts the ingress container, re-plumbs and configures it, and follows
+# the tasks Swarm starts anew.
+configured_before=$(grep -c "inspector configured in container" "$log" || true)
+lab_stop "$DOCKERD_PID" 30
+lab_expect "the engine stopped" "$(kill -0 "$DOCKERD_PID" 2>/dev/null && echo running || echo stopped)" stopped
+if start_dockerd; then lab_pass "the engine is started again"; else lab_fail "the engine is started again" "$(tail -3 "$LAB_DIR/dockerd.log")"; fi
+for _ in $(seq 1200); do
+  (($(grep -c "inspector configured in container" "$log" || true) > configured_before)) && break
+  sleep 0.05
+done
+lab_expect_match "the daemon repairs the ingress once the engine is back" \
+  "$(grep -A3 "the engine is back" "$log" | tr '\n' '|')" "ingress waf: the engine is back"
+lab_expect "xdpfwd kept running through the engine's restart" "$(kill -0 "$LAB_DAEMON_PID" 2>/dev/null && echo yes)" yes
+lab_expect_match "the XDP program stayed on the NIC" "$(ip -n "$node1" -d link show eth0)" "prog/xdp id"
+lab_expect_match "swarm starts a's tasks again and the inspector follows (4 replicas)" "$(wait_replicas a 4 60)" "^[0-9]+$"
+names_after=""
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+  names_after=$(answers a.example.test 40)
+  (($(grep -c . <<<"$names_after" || true) == 4)) && break
+  sleep 0.2
+done
+lab_expect "after the engine's restart client requests reach a's 4 replicas" "$(grep -c . <<<"$names_after" || true)" 4
 
 # SIGTERM: the daemon removes its containers and networks; service a is detached again. Service b
 # was made on the overlay by hand: it goes first, or the overlay stays in use.
