@@ -7,7 +7,9 @@
 # "b" created on the overlay. Client HTTP to the service IP reaches the replicas over the overlay,
 # routed by Host; the inspector's replicas follow scale 2 -> 4 and a killed task within 2 s; a
 # killed ingress container is restarted, re-plumbed and configured again; so is it after the
-# engine itself restarted, and traffic reaches the new tasks; SIGTERM removes all the
+# engine itself restarted, and traffic reaches the new tasks; a restart of xdpfwd
+# (prepare-restart) leaves the container forwarding and the next daemon adopts it; a drained task
+# takes no new connections; SIGTERM removes all the
 # daemon made. Exit 77 (skipped, with the reason) when no dockerd can run here.
 set -euo pipefail
 source "${LAB_SH:?}"
@@ -111,18 +113,23 @@ cat >"$config" <<EOF
 EOF
 log=$LAB_DIR/daemon.log
 # As lab_start_daemon, with more time: the first start attaches service a (its tasks are replaced).
-nsenter --net="/run/netns/$node1" -- "$XDPFWD" --config "$config" >>"$log" 2>&1 &
-LAB_DAEMON_PID=$!
-start=$(date +%s)
-until grep -q "ready:" "$log"; do
-  if ! kill -0 "$LAB_DAEMON_PID" 2>/dev/null || (($(date +%s) - start > 120)); then
-    lab_fail "xdpfwd (runtime docker) becomes ready" "$(tail -5 "$log" | tr '\n' '|')"
-    cat "$log" >&2
-    lab_summary
-    exit 1
-  fi
-  sleep 0.2
-done
+start_xdpfwd() {
+  local lines
+  lines=$(wc -l <"$log" 2>/dev/null || echo 0)
+  nsenter --net="/run/netns/$node1" -- "$XDPFWD" --config "$config" >>"$log" 2>&1 &
+  LAB_DAEMON_PID=$!
+  start=$(date +%s)
+  until tail -n +"$((lines + 1))" "$log" | grep -q "ready:"; do
+    if ! kill -0 "$LAB_DAEMON_PID" 2>/dev/null || (($(date +%s) - start > 120)); then
+      lab_fail "xdpfwd (runtime docker) becomes ready" "$(tail -5 "$log" | tr '\n' '|')"
+      cat "$log" >&2
+      lab_summary
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+start_xdpfwd
 lab_pass "xdpfwd (runtime docker) is ready in $(($(date +%s) - start)) s"
 
 ctl() { "$XDPFWDCTL" --socket "$D/run/control.sock" "$@"; }
@@ -265,6 +272,30 @@ while ((SECONDS < deadline)); do
   sleep 0.2
 done
 lab_expect "after the engine's restart client requests reach a's 4 replicas" "$(grep -c . <<<"$names_after" || true)" 4
+
+# A restart of xdpfwd itself (prepare-restart, stop, start): the ingress container, its veth and
+# overlay stay and forward while no daemon runs; the next daemon adopts them.
+container=$(dk inspect -f '{{.Id}}' xdpfwd-ingress-waf)
+lab_expect_match "xdpfwdctl prepare-restart" "$(ctl prepare-restart)" "keeps forwarding"
+status=0
+lab_stop_daemon || status=$?
+lab_expect "xdpfwd exits 0 when stopped for a restart" "$status" 0
+lab_expect "... the ingress container keeps running" "$(dk inspect -f '{{.State.Running}}' xdpfwd-ingress-waf)" true
+lab_expect "... and requests reach a's 4 replicas while no daemon runs" "$(answers a.example.test 40 | grep -c . || true)" 4
+lines=$(wc -l <"$log")
+start_xdpfwd
+lab_expect_match "the next daemon takes over the running container and its veth" "$(tail -n +"$((lines + 1))" "$log")" \
+  "ingress waf: took over container xdpfwd-ingress-waf \(pid [0-9]+\) and veth xf-waf of the previous run"
+lab_expect "... the same one" "$(dk inspect -f '{{.Id}}' xdpfwd-ingress-waf)" "$container"
+lab_expect_match "... and follows a's 4 replicas" "$(wait_replicas a 4 30)" "^[0-9]+$"
+lab_expect "requests reach a's 4 replicas after the restart" "$(answers a.example.test 40 | grep -c . || true)" 4
+
+# Drain one of a's tasks: no new connections go to it; undrained, it takes them again.
+drained=$(replicas a | cut -d, -f1)
+lab_expect_match "xdpfwdctl drain a task of a" "$(ctl drain waf a "$drained" 2>&1)" "drain"
+lab_expect "requests reach the 3 other replicas only" "$(answers a.example.test 40 | grep -c . || true)" 3
+ctl undrain waf a "$drained" >/dev/null
+lab_expect "undrained, requests reach all 4 again" "$(answers a.example.test 40 | grep -c . || true)" 4
 
 # SIGTERM: the daemon removes its containers and networks; service a is detached again. Service b
 # was made on the overlay by hand: it goes first, or the overlay stays in use.
