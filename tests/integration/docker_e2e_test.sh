@@ -5,7 +5,8 @@
 # dnsrr services. The daemon (xdpfwd, runtime "docker") runs in node1: the overlay xdpfwd-waf
 # (VNI 4101), the ingress container with its veth, service "a" attached by the runtime, service
 # "b" created on the overlay. Client HTTP to the service IP reaches the replicas over the overlay,
-# routed by Host; the inspector's replicas follow scale 2 -> 4 and a killed task within 2 s; a
+# routed by Host; ingress "l4" (VNI 4102) forwards service "c" at L4, 256 KiB answers included;
+# the inspector's replicas follow scale 2 -> 4 and a killed task within 2 s; a
 # killed ingress container is restarted, re-plumbed and configured again; so is it after the
 # engine itself restarted, and traffic reaches the new tasks; a restart of xdpfwd
 # (prepare-restart) leaves the container forwarding and the next daemon adopts it; a drained task
@@ -98,6 +99,12 @@ replica_cmd=(sh -c 'hostname > /www/index.html && exec httpd -f -p 80 -h /www')
 dk service create -d --quiet --name e2e-a --replicas 2 --endpoint-mode dnsrr --stop-grace-period 1s \
   --update-parallelism 0 xdpfwd-e2e-replica:latest \
   "${replica_cmd[@]}" >/dev/null 2>&1
+# Service c, alone behind ingress l4, so forwarded at L4 (NAT, no proxy). Its replicas also serve
+# 256 KiB, which their veths (TSO and checksum offload on, Docker's defaults) send as segments far
+# over the MTU with partial checksums.
+dk service create -d --quiet --name e2e-c --replicas 2 --endpoint-mode dnsrr --stop-grace-period 1s \
+  --update-parallelism 0 xdpfwd-e2e-replica:latest \
+  sh -c 'hostname > /www/index.html && head -c 262144 /dev/zero > /www/big && exec httpd -f -p 80 -h /www' >/dev/null 2>&1
 
 config=$LAB_DIR/services.json
 cat >"$config" <<EOF
@@ -109,7 +116,10 @@ cat >"$config" <<EOF
     "overlay": { "vni": 4101, "address": "10.201.0.1/24" },
     "domain_routing": { "http_ports": [ 80 ], "unknown_domain": "reject" },
     "services": [ { "name": "a", "domains": [ "a.example.test" ], "docker_service": "e2e-a" },
-                  { "name": "b", "domains": [ "b.example.test" ], "docker_service": "e2e-b" } ] } ] }
+                  { "name": "b", "domains": [ "b.example.test" ], "docker_service": "e2e-b" } ] },
+    { "name": "l4", "service_ips": [ "198.18.0.11" ],
+      "overlay": { "vni": 4102, "address": "10.202.0.1/24" },
+      "services": [ { "name": "c", "docker_service": "e2e-c" } ] } ] }
 EOF
 log=$LAB_DIR/daemon.log
 # As lab_start_daemon, with more time: the first start attaches service a (its tasks are replaced).
@@ -136,7 +146,7 @@ ctl() { "$XDPFWDCTL" --socket "$D/run/control.sock" "$@"; }
 # replicas SERVICE: the addresses the inspector balances over, sorted, comma-separated.
 replicas() {
   ctl status --json 2>/dev/null | jq -r --arg s "$1" \
-    '[.ingresses[] | select(.name == "waf") | .inspector.services[]? | select(.name == $s) | .replicas[].address] | sort | join(",")'
+    '[.ingresses[] | .inspector.services[]? | select(.name == $s) | .replicas[].address] | sort | join(",")'
 }
 # wait_replicas SERVICE COUNT SECONDS: ms until the inspector has COUNT replicas, or "timeout".
 wait_replicas() {
@@ -171,20 +181,19 @@ lab_expect_match "eth0 in the ingress container is Docker's overlay endpoint at 
   "$(in_ingress ip -br addr show eth0)" "10\.201\.0\.1/24"
 lab_expect_match "the service IP is routed to the host veth xf-waf" "$(ip -n "$node1" route show 198.18.0.10)" "dev xf-waf"
 lab_expect_match "xdpfwdctl status names the ingress's container" \
-  "$(ctl status --json | jq -r '.ingresses[0].netns')" "^xdpfwd-ingress-waf$"
+  "$(ctl status --json | jq -r '.ingresses[] | select(.name == "waf") | .netns')" "^xdpfwd-ingress-waf$"
 
 # Service a was attached to the overlay by the runtime: its new tasks reach the inspector.
 took=$(wait_replicas a 2 90)
 lab_expect_match "the inspector balances over the 2 replicas of a (status)" "$took" "^[0-9]+$"
 lab_expect_match "the replicas of a are on the overlay" "$(replicas a)" "^10\.201\.0\.[0-9]+,10\.201\.0\.[0-9]+$"
 # Service b made on the overlay after the daemon started. With two services the inspector routes
-# port 80 by Host through its proxy (with one service it forwards at L4, which is not checked
-# here: see the report on docker_e2e_test).
+# port 80 by Host through its proxy (ingress l4, with one service, forwards at L4: below).
 dk service create -d --quiet --name e2e-b --replicas 1 --endpoint-mode dnsrr --network xdpfwd-waf \
   xdpfwd-e2e-replica:latest "${replica_cmd[@]}" >/dev/null 2>&1
 lab_expect_match "service b (created on the overlay) reaches the inspector with 1 replica" "$(wait_replicas b 1 60)" "^[0-9]+$"
 for _ in $(seq 100); do
-  [[ $(ctl status --json | jq '.ingresses[0].inspector.proxy.listeners | length') -ge 1 ]] && break
+  [[ $(ctl status --json | jq '.ingresses[] | select(.name == "waf") | .inspector.proxy.listeners | length') -ge 1 ]] && break
   sleep 0.1
 done
 names_a=$(answers a.example.test 20)
@@ -194,7 +203,7 @@ if [[ $(grep -c . <<<"$names_a" || true) != 2 ]]; then
   echo "--- one request, verbose" >&2
   lab_exec client curl -sv --max-time 3 -H "Host: a.example.test" http://198.18.0.10/ >&2 || true
   echo "--- inspector status" >&2
-  ctl status --json | jq -c '.ingresses[0]' >&2 || true
+  ctl status --json | jq -c '.ingresses[] | select(.name == "waf")' >&2 || true
   in_ingress ip neigh >&2 || true
   in_ingress ss -ltn >&2 || true
   grep -v "does not exist (yet)" "$log" | tail -30 >&2
@@ -206,6 +215,17 @@ lab_expect_match "an unknown Host is refused by the ingress (421)" \
 names_b=$(answers b.example.test 5)
 lab_expect "Host b.example.test reaches b's single replica" "$(grep -c . <<<"$names_b" || true)" 1
 lab_expect "b's replica is none of a's" "$(comm -12 <(echo "$names_a") <(echo "$names_b") | grep -c . || true)" 0
+
+# Ingress l4: one service, so the inspector forwards at L4 over its own overlay (VNI 4102).
+lab_expect_match "service c (attached by the runtime) reaches ingress l4's inspector with 2 replicas" \
+  "$(wait_replicas c 2 60)" "^[0-9]+$"
+lab_expect_match "... on l4's own overlay" "$(replicas c)" "^10\.202\.0\.[0-9]+,10\.202\.0\.[0-9]+$"
+names_c=$(for _ in $(seq 20); do lab_exec client curl -sS --max-time 3 http://198.18.0.11/ 2>/dev/null || true; done |
+  { grep -E '^[0-9a-f]{12}$' || true; } | sort -u)
+lab_expect "L4: 20 client HTTP requests to 198.18.0.11 are answered by both replicas of c" "$(grep -c . <<<"$names_c" || true)" 2
+big=""
+for _ in 1 2 3 4; do big+="$(lab_exec client curl -sS --max-time 5 -o /dev/null -w '%{http_code} %{size_download}' http://198.18.0.11/big 2>&1 || true)"$'\n'; done
+lab_expect "L4: 4 downloads of 256 KiB from c's replicas (TSO, partial checksums) complete" "$(grep -c '^200 262144$' <<<"$big")" 4
 
 # Scale a 2 -> 4: in rotation within 2 s of the tasks running.
 dk service scale -d e2e-a=4 >/dev/null 2>&1
@@ -307,6 +327,8 @@ done
 status=0
 lab_stop_daemon || status=$?
 lab_expect "xdpfwd exits 0 on SIGTERM" "$status" 0
+lab_expect "service c is detached from l4's overlay" \
+  "$(dk service inspect -f '{{len .Spec.TaskTemplate.Networks}}' e2e-c 2>/dev/null)" 0
 lab_expect "no container labelled xdpfwd.managed is left" "$(dk ps -aq -f label=xdpfwd.managed=true | wc -l)" 0
 # The swarm forgets a removed overlay a moment later.
 for _ in $(seq 100); do
