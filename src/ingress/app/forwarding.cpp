@@ -149,6 +149,10 @@ void Forwarding::configure(const config::Ingress& ingress) {
     }
   }
   services_ = std::move(services);
+  services_by_replica_.clear();
+  for (std::uint32_t index = 0; index < services_.size(); ++index)
+    for (const auto& replica : services_[index]->config.replicas)
+      services_by_replica_[to_flow_address(pkt::to_ip_addr(replica.address))].push_back(index);
   domains_ = std::move(domains);
   dns_ports_ = domains_ ? ingress.domain_routing.dns_ports : std::vector<std::uint16_t>{};
   for (const auto& service : services_)
@@ -164,6 +168,13 @@ bool Forwarding::set_replica_health(const std::string& service, const config::Ip
     return ref && balancer.set_healthy(*ref, healthy);
   }
   return false;
+}
+
+std::size_t Forwarding::AddressHash::operator()(const balance::Address& address) const noexcept {
+  std::uint64_t high, low;
+  std::memcpy(&high, address.data(), 8);
+  std::memcpy(&low, address.data() + 8, 8);
+  return static_cast<std::size_t>((high * 0x9E3779B97F4A7C15ull) ^ low ^ (low >> 29));
 }
 
 void Forwarding::refresh_neighbours() {
@@ -394,7 +405,12 @@ Action Forwarding::overlay_frame(std::span<std::uint8_t> buffer, std::uint32_t& 
 
   const FlowKey key = flow_key(view);
   const std::uint64_t hash = balance::hash(key);
-  for (auto& service : services_) {
+  // Only the services the sender is a replica of can have its flows (a removed replica's are not
+  // answered any more, in any service).
+  const auto sender = services_by_replica_.find(key.src);
+  if (sender == services_by_replica_.end()) return drop(ForwardDrop::UnknownReply);
+  for (const std::uint32_t index : sender->second) {
+    auto& service = services_[index];
     const balance::FlowEntry* flow = service->balancer.reply_packet(key, hash, view.tcp_flags, now);
     if (!flow) continue;
     const bool partial = pkt::csum::l4_partial(view);

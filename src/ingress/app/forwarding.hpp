@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace xdpfwd::ingress {
@@ -122,6 +123,12 @@ private:
   packet::DropCounters conformity_before_{}; // what earlier configurations' checks counted
   std::uint64_t rate_limit_evicted_before_ = 0; // ... and their rate limiters' evicted_active
   std::vector<std::unique_ptr<Service>> services_;
+  // A reply is looked up in the flow tables of the services that have its sender as a replica
+  // (one, commonly), not in every service's: the cost of a reply does not grow with the services.
+  struct AddressHash {
+    std::size_t operator()(const balance::Address& address) const noexcept;
+  };
+  std::unordered_map<balance::Address, std::vector<std::uint32_t>, AddressHash> services_by_replica_;
   // Several services: the domain names and the UDP ports whose DNS query name picks the service.
   std::optional<domain::DomainTable> domains_;
   std::vector<std::uint16_t> dns_ports_;
