@@ -44,6 +44,18 @@ nlmsghdr* start(std::vector<char>& buffer, uint16_t type, uint16_t flags) {
   return message;
 }
 
+// A link request (RTM_GETLINK, RTM_NEWLINK, RTM_DELLINK) about the link ifindex, or with a name
+// the link of that name (to find, or to create).
+nlmsghdr* start_link(std::vector<char>& buffer, uint16_t type, uint16_t flags, int ifindex,
+                     const std::string& name = {}) {
+  nlmsghdr* request = start(buffer, type, flags);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
+  info->ifi_family = AF_UNSPEC;
+  info->ifi_index = ifindex;
+  if (!name.empty()) mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  return request;
+}
+
 // mnl_attr_for_each is a C macro; spelled out for C++'s stricter pointer conversions.
 template <typename Fn>
 void for_each_attribute(const nlmsghdr* message, size_t header_size, Fn&& fn) {
@@ -154,10 +166,7 @@ void Netlink::transact(nlmsghdr* request, const std::string& context,
 
 std::optional<LinkInfo> Netlink::find_link(const std::string& name) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_GETLINK, 0);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  nlmsghdr* request = start_link(buffer, RTM_GETLINK, 0, 0, name);
   LinkInfo link;
   try {
     transact(request, "look up link " + name, parse_link, &link);
@@ -176,10 +185,7 @@ LinkInfo Netlink::link(const std::string& name) {
 
 LinkInfo Netlink::link(int ifindex) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_GETLINK, 0);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  info->ifi_index = ifindex;
+  nlmsghdr* request = start_link(buffer, RTM_GETLINK, 0, ifindex);
   LinkInfo link;
   transact(request, "look up link #" + std::to_string(ifindex), parse_link, &link);
   return link;
@@ -198,10 +204,7 @@ std::optional<LinkInfo> Netlink::find_link_with_address(const address& ip) {
 
 void Netlink::create_vxlan(const VxlanSpec& spec, int target_netns_fd) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  mnl_attr_put_strz(request, IFLA_IFNAME, spec.name.c_str());
+  nlmsghdr* request = start_link(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, spec.name);
   mnl_attr_put_u32(request, IFLA_NET_NS_FD, static_cast<uint32_t>(target_netns_fd));
   nlattr* link_info = mnl_attr_nest_start(request, IFLA_LINKINFO);
   mnl_attr_put_strz(request, IFLA_INFO_KIND, "vxlan");
@@ -232,10 +235,7 @@ void Netlink::add_vxlan_remote(const LinkInfo& vxlan, const address& vtep) {
 
 void Netlink::create_veth(const std::string& name, const std::string& peer_name, int peer_netns_fd) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  nlmsghdr* request = start_link(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, name);
   nlattr* link_info = mnl_attr_nest_start(request, IFLA_LINKINFO);
   mnl_attr_put_strz(request, IFLA_INFO_KIND, "veth");
   nlattr* info_data = mnl_attr_nest_start(request, IFLA_INFO_DATA);
@@ -251,10 +251,7 @@ void Netlink::create_veth(const std::string& name, const std::string& peer_name,
 
 void Netlink::create_bridge(const std::string& name) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  nlmsghdr* request = start_link(buffer, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, name);
   nlattr* link_info = mnl_attr_nest_start(request, IFLA_LINKINFO);
   mnl_attr_put_strz(request, IFLA_INFO_KIND, "bridge");
   mnl_attr_nest_end(request, link_info);
@@ -263,20 +260,14 @@ void Netlink::create_bridge(const std::string& name) {
 
 void Netlink::set_master(const LinkInfo& link, const LinkInfo& bridge) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_NEWLINK, 0);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  info->ifi_index = link.ifindex;
+  nlmsghdr* request = start_link(buffer, RTM_NEWLINK, 0, link.ifindex);
   mnl_attr_put_u32(request, IFLA_MASTER, static_cast<uint32_t>(bridge.ifindex));
   transact(request, "make " + link.name + " a port of " + bridge.name);
 }
 
 bool Netlink::delete_link(const std::string& name) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_DELLINK, 0);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  mnl_attr_put_strz(request, IFLA_IFNAME, name.c_str());
+  nlmsghdr* request = start_link(buffer, RTM_DELLINK, 0, 0, name);
   try {
     transact(request, "delete link " + name);
   } catch (const std::system_error& error) {
@@ -288,10 +279,8 @@ bool Netlink::delete_link(const std::string& name) {
 
 void Netlink::set_up(const LinkInfo& link) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_NEWLINK, 0);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  info->ifi_index = link.ifindex;
+  nlmsghdr* request = start_link(buffer, RTM_NEWLINK, 0, link.ifindex);
+  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_get_payload(request));
   info->ifi_flags = IFF_UP;
   info->ifi_change = IFF_UP;
   transact(request, "set link " + link.name + " up");
@@ -299,10 +288,7 @@ void Netlink::set_up(const LinkInfo& link) {
 
 void Netlink::set_mtu(const LinkInfo& link, unsigned mtu) {
   std::vector<char> buffer;
-  nlmsghdr* request = start(buffer, RTM_NEWLINK, 0);
-  auto* info = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(request, sizeof(ifinfomsg)));
-  info->ifi_family = AF_UNSPEC;
-  info->ifi_index = link.ifindex;
+  nlmsghdr* request = start_link(buffer, RTM_NEWLINK, 0, link.ifindex);
   mnl_attr_put_u32(request, IFLA_MTU, mtu);
   transact(request, "set mtu " + std::to_string(mtu) + " on " + link.name);
 }
