@@ -48,12 +48,15 @@ out=$(lab_exec client "$LAB_PEER" udp-send 198.18.0.45 7 --count 10 --wait-ms 20
 lab_expect_match "the service answers before the flood" "$out" "^sent 10 received 10$"
 rss_before=$(rss_kib)
 
-# The established flow: 6000 datagrams, one per millisecond, across the whole flood.
-lab_bg client stream "$LAB_PEER" udp-send 198.18.0.45 7 --count 6000 --gap-us 1000 --wait-ms 2000
+# The flood: 300,000 datagrams at 60,000 per second (30,000 in a sanitizer build, which makes the
+# inspector 2-3 times slower: that pass is about memory errors, not speed), to a port nobody
+# listens on. The established flow: one datagram per millisecond across the whole flood.
+flood_gap_us=16 stream_count=6000
+if [[ ${XDPFWD_SANITIZED:-0} == 1 ]]; then flood_gap_us=32 stream_count=11000; fi
+lab_bg client stream "$LAB_PEER" udp-send 198.18.0.45 7 --count "$stream_count" --gap-us 1000 --wait-ms 2000
 stream_pid=$LAB_LAST_PID
 sleep 0.5
-# The flood: 300,000 datagrams at 60,000 per second, to a port nobody listens on.
-lab_bg client flood "$LAB_PEER" udp-flood 198.18.0.45 9 --count 300000 --gap-us 16 --sources 198.18.0.0/15
+lab_bg client flood "$LAB_PEER" udp-flood 198.18.0.45 9 --count 300000 --gap-us "$flood_gap_us" --sources 198.18.0.0/15
 flood_pid=$LAB_LAST_PID
 sleep 3
 # New legitimate flows in the middle of it: UDP from fresh sockets, and HTTP.
@@ -66,9 +69,9 @@ wait "$flood_pid" || true
 wait "$stream_pid" || true
 lab_expect_match "the flood was sent" "$(cat "$LAB_DIR/flood.log")" "^flooded 300000$"
 stream=$(cat "$LAB_DIR/stream.log")
-received=$(sed -nE 's/^sent 6000 received ([0-9]+)$/\1/p' <<<"$stream")
-if ((${received:-0} >= 5994)); then
-  lab_pass "the established flow kept >= 99.9 % delivery through the flood ($received of 6000)"
+received=$(sed -nE "s/^sent $stream_count received ([0-9]+)\$/\\1/p" <<<"$stream")
+if ((${received:-0} * 1000 >= stream_count * 999)); then
+  lab_pass "the established flow kept >= 99.9 % delivery through the flood ($received of $stream_count)"
 else
   lab_fail "the established flow keeps >= 99.9 % delivery through the flood" "$stream"
 fi
