@@ -8,7 +8,7 @@
  *     TCP, dst port in stack_tcp_ports (first fragment)  -> XDP_PASS (terminated by the kernel)
  *     else -> bpf_redirect_map(client_xsks, rx queue, XDP_PASS): no socket bound -> XDP_PASS
  *
- * xdpfwd_ingress_overlay, on ovl0 (VXLAN: generic mode), the replies of forwarded flows:
+ * xdpfwd_ingress_overlay, on ovl0 (native mode on a veth, else generic), the replies of forwarded flows:
  *   dst in local_overlay_ips:
  *     TCP/UDP dst port in the NAT range, ICMP(v6) echo reply with its id in the NAT range,
  *     ICMP(v6) dest unreachable / packet too big / time exceeded, any fragment -> overlay_xsks
