@@ -130,6 +130,10 @@ struct Config {
   std::string log_level = "info"; // trace, debug, info, warn, error, critical, off
   std::string pin_dir = "/sys/fs/bpf/xdpfwd"; // where the BPF maps are pinned
   Docker docker;
+  // A static service's "replicas" may be []: its traffic is dropped (no_replica) until it has
+  // one. The daemon sets it on what it hands a runtime-docker inspector, whose services' tasks
+  // can all be gone (scaled to 0, their node lost).
+  bool allow_empty_replicas = false;
   std::vector<Ingress> ingresses;
 };
 

@@ -514,11 +514,13 @@ public:
   Config read(const Node& root) {
     Config config;
     const Object top(root, {"interfaces", "runtime", "underlay", "control_socket", "metrics", "log", "pin_dir",
-                            "docker", "ingresses"});
+                            "docker", "allow_empty_replicas", "ingresses"});
     if (!top.valid()) return config;
 
     if (const auto node = top.get("interfaces", Need::Required)) read_interfaces(*node, config.interfaces);
     if (top.read("runtime", config.runtime)) runtime_ = config.runtime;
+    top.read("allow_empty_replicas", config.allow_empty_replicas); // before the services it applies to
+    allow_empty_replicas_ = config.allow_empty_replicas;
     if (const auto node = top.get("underlay")) read_underlay(*node, config.underlay_local);
     if (const auto node = top.get("control_socket")) read_socket_path(*node, config.control_socket);
     if (const auto node = top.get("metrics")) {
@@ -909,7 +911,8 @@ private:
       replicas->error("only used with runtime \"static\"; with \"docker\" the replicas are the tasks of docker_service");
     } else if (replicas) {
       replicas->each([&](const Node& element) { service.replicas.push_back(read_replica(element, scope)); });
-      if (replicas->value().is_array() && replicas->value().empty()) replicas->error("must not be empty");
+      if (replicas->value().is_array() && replicas->value().empty() && !allow_empty_replicas_)
+        replicas->error("must not be empty");
     }
 
     const auto docker_service = object.get("docker_service", runtime_ == Runtime::Docker ? Need::Required : Need::Optional);
@@ -1018,6 +1021,7 @@ private:
 
   Errors& errors_;
   std::optional<Runtime> runtime_; // unset when invalid: the runtime-specific checks are skipped
+  bool allow_empty_replicas_ = false;
   std::optional<IpAddress> underlay_local_;
   bool underlay_invalid_ = false;
   Registry<std::string> ingress_names_;

@@ -480,39 +480,35 @@ void Daemon::configure_inspector(const std::string& name) {
 // `replicas` under runtime "docker" and needs them under "static". So a docker inspector gets
 // the document as a static one: runtime "static", no "docker" object, only its own ingress, and
 // each service's docker_service replaced by the replicas the watcher reported (drained ones at
-// weight 0). Services without a running replica are left out (static needs at least one); when
-// that leaves the document invalid (no service at all, or unknown_domain naming a left-out one)
-// nothing is pushed and the inspector keeps its previous configuration.
+// weight 0). A service without a running task (none yet, scaled to 0, its node lost) goes with
+// no replica (allow_empty_replicas): the inspector then drops its traffic as no_replica instead
+// of keeping the replicas it had, which may be gone or have handed their address on.
 nlohmann::json Daemon::docker_inspector_document(const std::string& name) const {
   nlohmann::json ingress = ingress_document(pushed_document_, name);
   if (ingress.is_null()) return nullptr;
-  nlohmann::json services = nlohmann::json::array();
   std::vector<std::string> empty;
-  for (auto service : ingress.value("services", nlohmann::json::array())) {
+  for (auto& service : ingress["services"]) {
     const std::string service_name = service.value("name", "");
     const auto list = docker_replicas_.find({name, service_name});
-    if (list == docker_replicas_.end() || list->second.empty()) {
-      empty.push_back(service_name);
-      continue;
-    }
     service.erase("docker_service");
     nlohmann::json replicas = nlohmann::json::array();
-    for (const auto& address : list->second) {
-      nlohmann::json replica = {{"address", address}};
-      if (drained_.contains({name, service_name, address})) replica["weight"] = 0;
-      replicas.push_back(std::move(replica));
-    }
+    if (list != docker_replicas_.end())
+      for (const auto& address : list->second) {
+        nlohmann::json replica = {{"address", address}};
+        if (drained_.contains({name, service_name, address})) replica["weight"] = 0;
+        replicas.push_back(std::move(replica));
+      }
+    if (replicas.empty()) empty.push_back(service_name);
     service["replicas"] = std::move(replicas);
-    services.push_back(std::move(service));
   }
   if (!empty.empty()) {
     std::string names;
     for (const auto& service : empty) names += (names.empty() ? "" : ", ") + service;
-    spdlog::warn("ingress {}: no running replica yet for service(s) {}: left out of the inspector's configuration", name, names);
+    spdlog::warn("ingress {}: no running replica for service(s) {}: their traffic is dropped until one runs", name, names);
   }
-  ingress["services"] = std::move(services);
   nlohmann::json document = pushed_document_;
   document["runtime"] = "static";
+  document["allow_empty_replicas"] = true;
   document.erase("docker");
   document["ingresses"] = nlohmann::json::array({std::move(ingress)});
   const auto parsed = config::parse(document.dump());

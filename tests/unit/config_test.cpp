@@ -235,6 +235,22 @@ TEST(ConfigDefaults, UnknownDomainMayNameAServiceOfTheIngress) {
   EXPECT_EQ(result.config->ingresses[0].domain_routing.unknown_domain, "waf-b");
 }
 
+// What the daemon hands a runtime-docker inspector whose service has no running task.
+TEST(ConfigDefaults, AllowEmptyReplicasLetsAStaticServiceHaveNone) {
+  json document = minimal();
+  add_service(document);
+  service(document)["replicas"] = json::array();
+  ingress(document)["domain_routing"]["unknown_domain"] = "waf-a";
+  EXPECT_FALSE(parse_json(document).errors.empty()) << "empty replicas need allow_empty_replicas";
+  document["allow_empty_replicas"] = true;
+  const auto result = parse_json(document);
+  ASSERT_TRUE(result.errors.empty()) << all(result.errors);
+  EXPECT_TRUE(result.config->allow_empty_replicas);
+  EXPECT_TRUE(result.config->ingresses[0].services[0].replicas.empty());
+  EXPECT_EQ(result.config->ingresses[0].services[1].replicas.size(), 1u);
+  EXPECT_FALSE(parse_json(minimal()).config->allow_empty_replicas);
+}
+
 TEST(ConfigDefaults, ProxyLimitsAreRead) {
   json document = minimal();
   ingress(document)["domain_routing"] = {{"tls_ports", {443}}, {"max_connections", 10}, {"max_first_bytes", 4096},
@@ -304,6 +320,8 @@ const Case kTopLevel[] = {
      "\"fast\" is not one of auto, native, generic"},
     {"Runtime", [](json& d) { d["runtime"] = "podman"; }, "runtime", "\"podman\" is not one of static, docker"},
     {"RuntimeType", [](json& d) { d["runtime"] = 1; }, "runtime", "expected a string, got 1"},
+    {"AllowEmptyReplicasType", [](json& d) { d["allow_empty_replicas"] = "yes"; }, "allow_empty_replicas",
+     "expected true or false"},
     {"UnderlayLocal", [](json& d) { d["underlay"] = {{"local", "198.18.2.x"}}; }, "underlay.local",
      "\"198.18.2.x\" is not an IP address"},
     {"UnderlayLocalLoopback", [](json& d) { d["underlay"] = {{"local", "127.0.0.1"}}; }, "underlay.local", "is a loopback address"},
