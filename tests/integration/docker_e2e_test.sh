@@ -14,81 +14,34 @@
 # daemon made. Exit 77 (skipped, with the reason) when no dockerd can run here.
 set -euo pipefail
 source "${LAB_SH:?}"
+source "$(dirname "$LAB_SH")/docker_lab.sh"
 : "${XDPFWD:?}" "${XDPFWDCTL:?}" "${XDPFWD_INGRESS:?}" "${XDPFWD_SOURCE:?}"
 
-skip() {
-  echo "SKIP: $*"
-  exit 77
-}
-
-if ! setup_log=$("$XDPFWD_SOURCE/scripts/setup-docker" 2>&1); then skip "cannot install docker.io: $(tail -1 <<<"$setup_log")"; fi
-command -v dockerd >/dev/null || skip "no dockerd after scripts/setup-docker"
-[[ -x /bin/busybox ]] || skip "no busybox-static"
+docker_lab_skip_unless_possible
 
 lab_init dock
 lab_up
 node1=$(lab_ns node1)
 D=$LAB_DIR/docker
-SOCK=$D/docker.sock
-DOCKERD_PID=""
-dk() { docker -H "unix://$SOCK" "$@"; }
-
-docker_down() {
-  set +e
-  # The daemon first: it removes its containers and networks through the engine.
-  lab_stop_daemon >/dev/null 2>&1
-  if [[ -n $DOCKERD_PID ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
-    dk service rm $(dk service ls -q) >/dev/null 2>&1
-    dk rm -f $(dk ps -aq) >/dev/null 2>&1
-    dk swarm leave --force >/dev/null 2>&1
-    lab_stop "$DOCKERD_PID" 30
-  fi
-  # containerd shims of this engine (their command lines name its exec root), then its mounts.
-  local pid
-  for pid in $(pgrep -f -- "$D/exec" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  awk -v root="$D" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mount; do
-    umount -l "$mount" 2>/dev/null
-  done
-  rm -rf "$D"
-}
+dk() { dke docker "$@"; }
 cleanup() {
   local status=$?
-  docker_down
+  docker_lab_down
   (exit "$status")
   lab_down
 }
 trap cleanup EXIT
 
 # The engine: inside node1 only, with its own address pools in 10.x.
-mkdir -p "$D/data" "$D/exec" "$D/run"
-start_dockerd() { # true once it answers (within 60 s)
-  nsenter --net="/run/netns/$node1" -- dockerd --data-root "$D/data" --exec-root "$D/exec" -H "unix://$SOCK" \
-    --pidfile "$D/dockerd.pid" --iptables=false --ip6tables=false --bridge=none \
-    --default-address-pool base=10.250.0.0/16,size=24 >>"$LAB_DIR/dockerd.log" 2>&1 &
-  DOCKERD_PID=$!
-  for _ in $(seq 300); do
-    dk version >/dev/null 2>&1 && return 0
-    kill -0 "$DOCKERD_PID" 2>/dev/null || return 1
-    sleep 0.2
-  done
-  return 1
-}
-if ! start_dockerd; then
-  reason=$(grep -iE 'level=(error|fatal)|failed' "$LAB_DIR/dockerd.log" | tail -1 | cut -c1-200)
-  tail -20 "$LAB_DIR/dockerd.log" >&2
-  skip "dockerd cannot start here: ${reason:-no answer within 60 s}"
-fi
+docker_lab_add docker node1 10.250.0.0/16
+docker_lab_start_or_skip docker
 lab_log "dockerd $(dk version --format '{{.Server.Version}} (API {{.Server.APIVersion}})') in $node1"
 dk swarm init --advertise-addr 127.0.0.1 --default-addr-pool 10.251.0.0/16 >/dev/null ||
-  skip "docker swarm init fails here: $(tail -1 "$LAB_DIR/dockerd.log" | cut -c1-200)"
+  skip "docker swarm init fails here: $(tail -1 "$LAB_DIR/docker.log" | cut -c1-200)"
 
 # Images, no registry: the replica from a busybox-static rootfs, the ingress from docker/.
-rootfs=$D/rootfs
-mkdir -p "$rootfs/bin" "$rootfs/www" "$rootfs/tmp"
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in sh httpd hostname cat echo sleep; do ln -s busybox "$rootfs/bin/$applet"; done
-tar -C "$rootfs" -c . | dk import - xdpfwd-e2e-replica:latest >/dev/null
-"$XDPFWD_SOURCE/docker/build-image" --docker-host "unix://$SOCK" "$XDPFWD_INGRESS" 2>/dev/null
+docker_lab_replica_image docker
+docker_lab_ingress_image docker
 lab_expect "the ingress image is built locally" "$(dk image inspect -f '{{.Config.Entrypoint}}' xdpfwd-ingress:latest)" \
   "[/usr/sbin/xdpfwd-ingress]"
 
@@ -111,7 +64,7 @@ cat >"$config" <<EOF
 { "interfaces": [ { "name": "eth0" } ], "runtime": "docker",
   "pin_dir": "$LAB_PIN_DIR",
   "control_socket": "$D/run/control.sock",
-  "docker": { "socket": "$SOCK", "ingress_image": "xdpfwd-ingress:latest" },
+  "docker": { "socket": "$(docker_lab_sock docker)", "ingress_image": "xdpfwd-ingress:latest" },
   "ingresses": [ { "name": "waf", "service_ips": [ "198.18.0.10" ],
     "overlay": { "vni": 4101, "address": "10.201.0.1/24" },
     "domain_routing": { "http_ports": [ 80 ], "unknown_domain": "reject" },
@@ -122,46 +75,10 @@ cat >"$config" <<EOF
       "services": [ { "name": "c", "docker_service": "e2e-c" } ] } ] }
 EOF
 log=$LAB_DIR/daemon.log
-# As lab_start_daemon, with more time: the first start attaches service a (its tasks are replaced).
-start_xdpfwd() {
-  local lines
-  lines=$(wc -l <"$log" 2>/dev/null || echo 0)
-  nsenter --net="/run/netns/$node1" -- "$XDPFWD" --config "$config" >>"$log" 2>&1 &
-  LAB_DAEMON_PID=$!
-  start=$(date +%s)
-  until tail -n +"$((lines + 1))" "$log" | grep -q "ready:"; do
-    if ! kill -0 "$LAB_DAEMON_PID" 2>/dev/null || (($(date +%s) - start > 120)); then
-      lab_fail "xdpfwd (runtime docker) becomes ready" "$(tail -5 "$log" | tr '\n' '|')"
-      cat "$log" >&2
-      lab_summary
-      exit 1
-    fi
-    sleep 0.2
-  done
-}
-start_xdpfwd
-lab_pass "xdpfwd (runtime docker) is ready in $(($(date +%s) - start)) s"
+DOCKER_LAB_CONTROL=$D/run/control.sock
+docker_lab_start_xdpfwd "$config"
+lab_pass "xdpfwd (runtime docker) is ready in $DOCKER_LAB_READY_S s"
 
-ctl() { "$XDPFWDCTL" --socket "$D/run/control.sock" "$@"; }
-# replicas SERVICE: the addresses the inspector balances over, sorted, comma-separated.
-replicas() {
-  ctl status --json 2>/dev/null | jq -r --arg s "$1" \
-    '[.ingresses[] | .inspector.services[]? | select(.name == $s) | .replicas[].address] | sort | join(",")'
-}
-# wait_replicas SERVICE COUNT SECONDS: ms until the inspector has COUNT replicas, or "timeout".
-wait_replicas() {
-  local service=$1 count=$2 seconds=$3 begin list
-  begin=$(date +%s%N)
-  for ((i = 0; i < seconds * 20; i++)); do
-    list=$(replicas "$service")
-    if [[ -n $list && $(tr ',' '\n' <<<"$list" | wc -l) == "$count" ]]; then
-      echo $((($(date +%s%N) - begin) / 1000000))
-      return
-    fi
-    sleep 0.05
-  done
-  echo timeout
-}
 # answers HOST N: the distinct replica names among N client requests to the service IP.
 answers() {
   for ((i = 0; i < $2; i++)); do
@@ -272,9 +189,9 @@ lab_expect "after the restart client requests still reach a's 4 replicas" "$(ans
 # engine answers again it restarts the ingress container, re-plumbs and configures it, and follows
 # the tasks Swarm starts anew.
 configured_before=$(grep -c "inspector configured in container" "$log" || true)
-lab_stop "$DOCKERD_PID" 30
-lab_expect "the engine stopped" "$(kill -0 "$DOCKERD_PID" 2>/dev/null && echo running || echo stopped)" stopped
-if start_dockerd; then lab_pass "the engine is started again"; else lab_fail "the engine is started again" "$(tail -3 "$LAB_DIR/dockerd.log")"; fi
+docker_lab_stop docker
+lab_expect "the engine stopped" "$(docker_lab_running docker && echo running || echo stopped)" stopped
+if docker_lab_start docker; then lab_pass "the engine is started again"; else lab_fail "the engine is started again" "$(tail -3 "$LAB_DIR/docker.log")"; fi
 for _ in $(seq 1200); do
   (($(grep -c "inspector configured in container" "$log" || true) > configured_before)) && break
   sleep 0.05
@@ -303,7 +220,7 @@ lab_expect "xdpfwd exits 0 when stopped for a restart" "$status" 0
 lab_expect "... the ingress container keeps running" "$(dk inspect -f '{{.State.Running}}' xdpfwd-ingress-waf)" true
 lab_expect "... and requests reach a's 4 replicas while no daemon runs" "$(answers a.example.test 40 | grep -c . || true)" 4
 lines=$(wc -l <"$log")
-start_xdpfwd
+docker_lab_start_xdpfwd "$config"
 lab_expect_match "the next daemon takes over the running container and its veth" "$(tail -n +"$((lines + 1))" "$log")" \
   "ingress waf: took over container xdpfwd-ingress-waf \(pid [0-9]+\) and veth xf-waf of the previous run"
 lab_expect "... the same one" "$(dk inspect -f '{{.Id}}' xdpfwd-ingress-waf)" "$container"
