@@ -13,6 +13,8 @@
 #define XDPFWD_INGRESS_MAX_STACK_PORTS 1024 /* entries of stack_tcp_ports */
 #define XDPFWD_INGRESS_MAX_QUEUES 64 /* entries of client_xsks and overlay_xsks (key: rx queue) */
 #define XDPFWD_INGRESS_MAX_IPV6_EXT 4 /* IPv6 extension headers walked before the transport */
+/* skb->mark of the frames the tc programs hand to the inspector's AF_PACKET sockets ("xdpf"). */
+#define XDPFWD_INGRESS_INSPECTOR_MARK 0x78647066
 
 /* Key of local_service_ips and local_overlay_ips: the address in network byte order; an IPv4
  * address is stored IPv4-mapped (::ffff:a.b.c.d), as in the host program's services map. */
@@ -51,6 +53,9 @@ enum xdpfwd_ingress_counter {
 	XDPFWD_INGRESS_OVERLAY_NO_SOCKET, /* one of the two above, no socket on the rx queue: passed */
 	XDPFWD_INGRESS_OVERLAY_LOCAL, /* to a local overlay address, not NAT (health checks): passed */
 	XDPFWD_INGRESS_OVERLAY_OTHER, /* ARP, ND, multicast, link-local, other MAC, non-IP: passed */
+	/* The tc programs of the AF_PACKET fallback: the inspector's frames, marked for its sockets */
+	XDPFWD_INGRESS_CLIENT_PACKET_SOCKET, /* from eth0 (what client_redirected counts with AF_XDP) */
+	XDPFWD_INGRESS_OVERLAY_PACKET_SOCKET, /* from ovl0 (overlay_reply and overlay_transit) */
 	XDPFWD_INGRESS_COUNTERS,
 };
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Inside an ingress netns: the frames the ingress inspector handles go to its AF_XDP sockets,
- * everything else to the stack. Two programs of one object, sharing the parse helpers and maps.
+ * everything else to the stack. Two XDP programs of one object, sharing the parse helpers and
+ * maps, and two tc programs with the same classification for the AF_PACKET fallback (below).
  *
  * xdpfwd_ingress_client, on eth0 (native mode; the host redirects service traffic into the veth):
  *   Ethernet IPv4|IPv6, dst in local_service_ips?  no  -> XDP_PASS (ARP, other addresses, ...)
@@ -20,12 +21,14 @@
  * Fragments: the transport header is only in the first one, so all fragments of a datagram
  * addressed to a service IP or to a local overlay address go to the inspector (which applies
  * its fragments policy); the stack_tcp_ports exception needs the port and so does not apply to
- * fragments. Frames are never modified and never dropped here; reads never go past data_end. */
+ * fragments. Frames are never modified here, and the XDP programs drop none; reads never go past
+ * data_end. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -36,6 +39,9 @@
 #define IPV4_FRAG_OFFSET 0x1fff /* host byte order, of frag_off */
 #define IPV4_MORE_FRAGMENTS 0x2000
 #define IPV6_FRAG_OFFSET 0xfff8 /* host byte order, of frag_off in the fragment header */
+#define PACKET_OTHERHOST 3 /* linux/if_packet.h: not for this host */
+/* What the tc programs make linear before parsing: Ethernet, IPv6 with extension headers, ICMP. */
+#define TC_PARSE_BYTES 192
 
 /* ICMP and ICMPv6 types (linux/icmp.h pulls in libc headers, which a BPF target lacks). */
 #define ICMP_ECHOREPLY 0
@@ -292,18 +298,16 @@ static __always_inline struct icmp_any *parse_icmp(struct hdr_cursor *cur, void 
 	return icmp;
 }
 
-SEC("xdp")
-int xdpfwd_ingress_client(struct xdp_md *ctx)
+/* Whether a frame from eth0 is the inspector's (1) or the stack's (0, *counter says why). */
+static __always_inline int classify_client(void *data, void *data_end, __u32 *counter)
 {
-	void *data_end = (void *)(long)ctx->data_end;
-	struct hdr_cursor cur = { .pos = (void *)(long)ctx->data };
+	struct hdr_cursor cur = { .pos = data };
 	struct l3_info info = {};
 	struct ethhdr *eth;
-	long verdict;
 
 	if (parse_l3(&cur, data_end, &eth, &info) < 0 || !bpf_map_lookup_elem(&local_service_ips, &info.dst)) {
-		count(XDPFWD_INGRESS_CLIENT_OTHER);
-		return XDP_PASS;
+		*counter = XDPFWD_INGRESS_CLIENT_OTHER;
+		return 0;
 	}
 	if (info.has_l4 && !info.fragment && info.l4_proto == IPPROTO_TCP) {
 		__u16 port;
@@ -311,21 +315,34 @@ int xdpfwd_ingress_client(struct xdp_md *ctx)
 
 		port = dport;
 		if (dport >= 0 && bpf_map_lookup_elem(&stack_tcp_ports, &port)) {
-			count(XDPFWD_INGRESS_CLIENT_STACK_PORT);
-			return XDP_PASS;
+			*counter = XDPFWD_INGRESS_CLIENT_STACK_PORT;
+			return 0;
 		}
 	}
 	if (info.has_l4 && info.l4_proto == IPPROTO_ICMPV6) {
 		struct icmp_any *icmp = parse_icmp(&cur, data_end);
 
 		if (icmp && icmp->type >= NDISC_ROUTER_SOLICITATION && icmp->type <= NDISC_REDIRECT) {
-			count(XDPFWD_INGRESS_CLIENT_NEIGHBOR);
-			return XDP_PASS;
+			*counter = XDPFWD_INGRESS_CLIENT_NEIGHBOR;
+			return 0;
 		}
 	}
+	*counter = XDPFWD_INGRESS_CLIENT_REDIRECTED;
+	return 1;
+}
 
+SEC("xdp")
+int xdpfwd_ingress_client(struct xdp_md *ctx)
+{
+	__u32 counter;
+	long verdict;
+
+	if (!classify_client((void *)(long)ctx->data, (void *)(long)ctx->data_end, &counter)) {
+		count(counter);
+		return XDP_PASS;
+	}
 	verdict = bpf_redirect_map(&client_xsks, ctx->rx_queue_index, XDP_PASS);
-	count(verdict == XDP_REDIRECT ? XDPFWD_INGRESS_CLIENT_REDIRECTED : XDPFWD_INGRESS_CLIENT_NO_SOCKET);
+	count(verdict == XDP_REDIRECT ? counter : XDPFWD_INGRESS_CLIENT_NO_SOCKET);
 	return verdict;
 }
 
@@ -392,40 +409,94 @@ static __always_inline int mac_matches(const __u8 *frame_mac, const __u8 *config
 	return 1;
 }
 
-SEC("xdp")
-int xdpfwd_ingress_overlay(struct xdp_md *ctx)
+/* Whether a frame from ovl0 is the inspector's (1, *counter: reply or transit) or the stack's
+ * (0, *counter says why). */
+static __always_inline int classify_overlay(void *data, void *data_end, __u32 *counter)
 {
-	void *data_end = (void *)(long)ctx->data_end;
-	struct hdr_cursor cur = { .pos = (void *)(long)ctx->data };
+	struct hdr_cursor cur = { .pos = data };
 	const struct xdpfwd_ingress_overlay_config *config;
 	struct l3_info info = {};
 	struct ethhdr *eth;
 	__u32 zero = 0;
-	__u32 counter;
-	long verdict;
 
 	config = bpf_map_lookup_elem(&overlay_config, &zero);
 	if (!config || parse_l3(&cur, data_end, &eth, &info) < 0) {
-		count(XDPFWD_INGRESS_OVERLAY_OTHER);
-		return XDP_PASS;
+		*counter = XDPFWD_INGRESS_OVERLAY_OTHER;
+		return 0;
 	}
 	if (bpf_map_lookup_elem(&local_overlay_ips, &info.dst)) {
 		if (!is_overlay_reply(&cur, data_end, &info, config)) {
-			count(XDPFWD_INGRESS_OVERLAY_LOCAL);
-			return XDP_PASS;
+			*counter = XDPFWD_INGRESS_OVERLAY_LOCAL;
+			return 0;
 		}
-		counter = XDPFWD_INGRESS_OVERLAY_REPLY;
-	} else {
-		if ((eth->h_dest[0] & 1) || !mac_matches(eth->h_dest, config->mac) || !is_transit_unicast(&info)) {
-			count(XDPFWD_INGRESS_OVERLAY_OTHER);
-			return XDP_PASS;
-		}
-		counter = XDPFWD_INGRESS_OVERLAY_TRANSIT;
+		*counter = XDPFWD_INGRESS_OVERLAY_REPLY;
+		return 1;
 	}
+	if ((eth->h_dest[0] & 1) || !mac_matches(eth->h_dest, config->mac) || !is_transit_unicast(&info)) {
+		*counter = XDPFWD_INGRESS_OVERLAY_OTHER;
+		return 0;
+	}
+	*counter = XDPFWD_INGRESS_OVERLAY_TRANSIT;
+	return 1;
+}
 
+SEC("xdp")
+int xdpfwd_ingress_overlay(struct xdp_md *ctx)
+{
+	__u32 counter;
+	long verdict;
+
+	if (!classify_overlay((void *)(long)ctx->data, (void *)(long)ctx->data_end, &counter)) {
+		count(counter);
+		return XDP_PASS;
+	}
 	verdict = bpf_redirect_map(&overlay_xsks, ctx->rx_queue_index, XDP_PASS);
 	count(verdict == XDP_REDIRECT ? counter : XDPFWD_INGRESS_OVERLAY_NO_SOCKET);
 	return verdict;
+}
+
+/* The AF_PACKET fallback (no AF_XDP socket): the XDP programs above pass every frame, and these
+ * tc ingress programs, same classification, mark the inspector's frames for its packet sockets
+ * (their filter accepts XDPFWD_INGRESS_INSPECTOR_MARK only) and make them PACKET_OTHERHOST, which
+ * the IP stack drops: the kernel neither answers nor routes what the inspector handles. Sockets
+ * bound to an EtherType are served after tc ingress, so they see both. */
+static __always_inline int to_packet_socket(struct __sk_buff *skb, __u32 counter)
+{
+	skb->mark = XDPFWD_INGRESS_INSPECTOR_MARK;
+	if (bpf_skb_change_type(skb, PACKET_OTHERHOST) < 0)
+		return TC_ACT_SHOT; /* not for a received frame; dropped rather than answered by the stack */
+	count(counter);
+	return TC_ACT_OK;
+}
+
+/* Headers the classification reads must be in the linear part of the skb (cheap when they are:
+ * only a cloned skb, e.g. with a packet capture running, gets its head copied). */
+static __always_inline void pull_headers(struct __sk_buff *skb)
+{
+	if ((void *)(long)skb->data + TC_PARSE_BYTES > (void *)(long)skb->data_end)
+		bpf_skb_pull_data(skb, skb->len < TC_PARSE_BYTES ? skb->len : TC_PARSE_BYTES);
+}
+
+SEC("tc")
+int xdpfwd_ingress_client_tc(struct __sk_buff *skb)
+{
+	__u32 counter;
+
+	pull_headers(skb);
+	if (!classify_client((void *)(long)skb->data, (void *)(long)skb->data_end, &counter))
+		return TC_ACT_OK;
+	return to_packet_socket(skb, XDPFWD_INGRESS_CLIENT_PACKET_SOCKET);
+}
+
+SEC("tc")
+int xdpfwd_ingress_overlay_tc(struct __sk_buff *skb)
+{
+	__u32 counter;
+
+	pull_headers(skb);
+	if (!classify_overlay((void *)(long)skb->data, (void *)(long)skb->data_end, &counter))
+		return TC_ACT_OK;
+	return to_packet_socket(skb, XDPFWD_INGRESS_OVERLAY_PACKET_SOCKET);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -441,6 +442,9 @@ void Daemon::make_runtime() {
   // In the container the clients come in on the veth svc0, the replicas are behind Docker's
   // overlay endpoint eth0.
   settings.inspector_args = {"--client-interface", docker::DockerRuntime::kServiceInterface, "--overlay-interface", "eth0"};
+  // Static inspectors inherit the daemon's environment; a container's command line carries it.
+  if (const char* transport = std::getenv("XDPFWD_INGRESS_TRANSPORT"); transport != nullptr && *transport != '\0')
+    settings.inspector_args.insert(settings.inspector_args.end(), {"--transport", transport});
   auto runtime = std::make_unique<docker::DockerRuntime>(std::move(settings));
   docker_ = runtime.get();
   runtime_ = std::move(runtime);

@@ -1,9 +1,10 @@
 #include "datapath.hpp"
 
 #include "domain_proxy.hpp"
-
+#include "packet_ports.hpp"
 #include "poller.hpp"
 #include "port_allocator.hpp"
+#include "xsk_ports.hpp"
 #include "xdpfwd/netlink.hpp"
 #include "xdpfwd/system_error.hpp"
 
@@ -19,7 +20,6 @@
 namespace xdpfwd::ingress {
 namespace {
 
-constexpr std::size_t kBatch = 64;
 constexpr auto kPollTimeout = std::chrono::milliseconds(10);
 // Idle flows are swept, and unresolved replicas asked for again, this often.
 constexpr auto kHousekeepingInterval = std::chrono::milliseconds(100);
@@ -40,7 +40,14 @@ packet::nat::Mac mac_of(const LinkInfo& link) {
 
 } // namespace
 
-DataPath::DataPath(const config::Ingress& ingress, const Interfaces& interfaces) {
+std::optional<DataPath::Transport> DataPath::parse_transport(std::string_view name) {
+  if (name == "auto") return Transport::Auto;
+  if (name == "af_xdp") return Transport::AfXdp;
+  if (name == "af_packet") return Transport::AfPacket;
+  return std::nullopt;
+}
+
+DataPath::DataPath(const config::Ingress& ingress, const Interfaces& interfaces, Transport transport) {
   Netlink netlink = Netlink::open();
   const LinkInfo client = netlink.link(interfaces.client);
   const LinkInfo overlay = netlink.link(interfaces.overlay);
@@ -54,20 +61,53 @@ DataPath::DataPath(const config::Ingress& ingress, const Interfaces& interfaces)
   sync_service_ips(ingress);
   sync_stack_ports(ingress);
 
-  umem_ = xsk::Umem::create();
-  client_ = std::make_unique<xsk::XskSocket>(umem_, interfaces.client, 0, xdp_.client_xsks_fd());
-  overlay_ = std::make_unique<xsk::XskSocket>(umem_, interfaces.overlay, 0, xdp_.overlay_xsks_fd());
+  ports_ = make_ports(interfaces, client.ifindex, overlay.ifindex, transport);
   neighbours_ = std::make_unique<NeighbourCache>(overlay.ifindex);
   forwarding_ = std::make_unique<Forwarding>(
       ingress, IngressLinks{mac_of(client), mac_of(overlay), overlay.mtu}, *neighbours_);
-  // Sockets first, programs last: from here on frames go to user space.
+  // Sockets first, programs last: from here on frames go to user space. With AF_PACKET the XDP
+  // programs pass everything (no XSKMAP entry) and keep what a veth needs of them: frames the
+  // host redirects are delivered, and the replicas' side segments its TSO super-frames.
   xdp_.attach_client(client.ifindex);
   xdp_.attach_overlay(overlay.ifindex);
+  if (ports_->name() == "AF_PACKET") {
+    xdp_.attach_client_tc(client.ifindex);
+    xdp_.attach_overlay_tc(overlay.ifindex);
+  }
 
   held_.reserve(kMaxHeld);
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_) throw_errno("create the data path's eventfd");
-  spdlog::info("data path up: AF_XDP on {} and {} (overlay mtu {})", interfaces.client, interfaces.overlay, overlay.mtu);
+  spdlog::info("data path up: {} on {} and {} (overlay mtu {})", ports_->name(), interfaces.client, interfaces.overlay,
+               overlay.mtu);
+}
+
+std::unique_ptr<FramePorts> DataPath::make_ports(const Interfaces& interfaces, int client_ifindex, int overlay_ifindex,
+                                                 Transport transport) {
+  if (transport != Transport::AfPacket) {
+    try {
+      return std::make_unique<XskPorts>(xdp_, interfaces.client, interfaces.overlay);
+    } catch (const std::system_error& error) {
+      if (transport == Transport::AfXdp) throw;
+      spdlog::warn("no AF_XDP ({}): falling back to AF_PACKET rings, one copy per frame and a fraction of the "
+                   "throughput", error.what());
+    }
+  }
+  return std::make_unique<PacketPorts>(client_ifindex, overlay_ifindex, kMaxHeld);
+}
+
+Action DataPath::handle(Side from, std::span<std::uint8_t> room, std::uint32_t& length) noexcept {
+  return from == Side::Client ? forwarding_->client_frame(room, length, batch_time_)
+                              : forwarding_->overlay_frame(room, length, batch_time_);
+}
+
+bool DataPath::hold(const HeldFrame& frame) noexcept {
+  if (held_.size() >= kMaxHeld) {
+    forwarding_->count_drop(ForwardDrop::NoNeighbour);
+    return false;
+  }
+  held_.push_back({frame, forwarding_->held_for(), batch_time_});
+  return true;
 }
 
 DataPath::~DataPath() { xdp_.detach_all(); }
@@ -125,20 +165,11 @@ void DataPath::configure(const config::Ingress& ingress) {
 
 nlohmann::json DataPath::status() const {
   nlohmann::json status = forwarding_->status();
-  status["tx_dropped"] = tx_dropped_;
+  status["transport"] = ports_->name();
+  status.update(ports_->status());
   status["xdp_programs_restored"] = xdp_programs_restored_;
   status["held"] = held_.size();
   status["terminated_tcp_ports"] = stack_ports_;
-  // The kernel's drops at the AF_XDP sockets: rings full (the inspector fell behind).
-  for (const auto& [name, socket] : {std::pair{"client_socket", client_.get()}, std::pair{"overlay_socket", overlay_.get()}}) {
-    const xdp_statistics statistics = socket->statistics();
-    status[name] = {{"rx_dropped", statistics.rx_dropped},
-                    {"rx_ring_full", statistics.rx_ring_full},
-                    {"rx_fill_ring_empty", statistics.rx_fill_ring_empty_descs},
-                    {"rx_invalid", statistics.rx_invalid_descs},
-                    {"tx_invalid", statistics.tx_invalid_descs},
-                    {"tx_ring_empty", statistics.tx_ring_empty_descs}};
-  }
   nlohmann::json xdp = nlohmann::json::object();
   const auto counters = xdp_.counters();
   for (int counter = 0; counter < XDPFWD_INGRESS_COUNTERS; ++counter)
@@ -147,45 +178,12 @@ nlohmann::json DataPath::status() const {
   return status;
 }
 
-// One batch from a socket: each frame is rewritten in place and sent on the socket its action
-// names (one UMEM: no copy), or returned to the UMEM.
-void DataPath::forward_batch(xsk::XskSocket& from, bool from_clients, balance::Timestamp at) {
-  std::array<xsk::Frame, kBatch> frames;
-  const std::size_t received = from.receive(frames);
-  if (received == 0) return;
-  std::array<xsk::Frame, kBatch> to_overlay, to_client, done;
-  std::size_t overlay_count = 0, client_count = 0, done_count = 0;
-  const std::uint32_t frame_room = umem_->config().frame_size; // bytes from a frame's start to its end
-  for (std::size_t i = 0; i < received; ++i) {
-    xsk::Frame& frame = frames[i];
-    std::span<std::uint8_t> buffer(from.data(frame), frame_room - (frame.addr % frame_room));
-    const Action action = from_clients ? forwarding_->client_frame(buffer, frame.len, at)
-                                       : forwarding_->overlay_frame(buffer, frame.len, at);
-    if (action == Action::ToOverlay) to_overlay[overlay_count++] = frame;
-    else if (action == Action::ToClient) to_client[client_count++] = frame;
-    else if (action == Action::Hold && held_.size() < kMaxHeld) held_.push_back({frame, forwarding_->held_for(), at});
-    else {
-      if (action == Action::Hold) forwarding_->count_drop(ForwardDrop::NoNeighbour);
-      done[done_count++] = frame;
-    }
-  }
-  auto send = [&](xsk::XskSocket& socket, std::span<const xsk::Frame> batch) {
-    const std::size_t sent = socket.transmit(batch);
-    tx_dropped_ += batch.size() - sent;
-    socket.recycle(batch.subspan(sent));
-  };
-  send(*overlay_, std::span(to_overlay).first(overlay_count));
-  send(*client_, std::span(to_client).first(client_count));
-  from.recycle(std::span(done).first(done_count));
-}
-
 void DataPath::release_held(balance::Timestamp at, bool give_up_all) {
   std::size_t kept = 0;
   for (Held& held : held_) {
     const auto mac = give_up_all ? std::nullopt : forwarding_->replica_mac(held.ticket);
     if (mac) {
-      std::memcpy(overlay_->data(held.frame), mac->data(), mac->size()); // the Ethernet destination
-      if (overlay_->transmit({&held.frame, 1}) == 1) {
+      if (ports_->send_held(held.frame, *mac)) {
         forwarding_->count_sent_held();
         continue;
       }
@@ -194,21 +192,19 @@ void DataPath::release_held(balance::Timestamp at, bool give_up_all) {
       continue;
     }
     forwarding_->count_drop(ForwardDrop::NoNeighbour);
-    umem_->release(held.frame.addr);
+    ports_->drop_held(held.frame);
   }
   held_.resize(kept);
 }
 
 void DataPath::run() {
   xsk::Poller poller;
-  const auto client_slot = poller.add(client_->fd());
-  const auto overlay_slot = poller.add(overlay_->fd());
+  ports_->add_to(poller);
   const auto neighbour_slot = poller.add(neighbours_->fd());
   const auto wake_slot = poller.add(wake_.get());
   auto next_housekeeping = std::chrono::steady_clock::now();
   while (!stopping_) {
-    poller.set_events(client_slot, client_->tx_pending() ? POLLIN | POLLOUT : POLLIN);
-    poller.set_events(overlay_slot, overlay_->tx_pending() ? POLLIN | POLLOUT : POLLIN);
+    ports_->set_events(poller);
     poller.wait(kPollTimeout);
     if (poller.readable(wake_slot)) run_tasks();
     const auto at = now();
@@ -217,10 +213,9 @@ void DataPath::run() {
       forwarding_->refresh_neighbours();
       release_held(at);
     }
-    if (poller.readable(client_slot)) forward_batch(*client_, true, at);
-    if (poller.readable(overlay_slot)) forward_batch(*overlay_, false, at);
-    client_->flush();
-    overlay_->flush();
+    batch_time_ = at;
+    ports_->forward(poller, *this);
+    ports_->flush();
     if (std::chrono::steady_clock::now() >= next_housekeeping) {
       xdp_programs_restored_ += xdp_.restore_removed();
       forwarding_->expire(at);

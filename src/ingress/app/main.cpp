@@ -1,6 +1,7 @@
 // xdpfwd-ingress: the inspector of one ingress, started by the daemon inside the ingress netns.
 //   xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL]
 //                  [--client-interface NAME (eth0)] [--overlay-interface NAME (ovl0)]
+//                  [--transport auto|af_xdp|af_packet (auto, or $XDPFWD_INGRESS_TRANSPORT)]
 // It listens on SOCKET and waits for the daemon's first "configure" (the whole services.json and
 // which ingress is its own), builds the data path, drops to nobody with CAP_NET_ADMIN and
 // CAP_NET_BIND_SERVICE only (privileges.hpp), then runs it; later "configure"s are applied
@@ -20,6 +21,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <iostream>
@@ -36,10 +38,20 @@ struct Options {
   std::string control;
   std::string log_level = "info";
   DataPath::Interfaces interfaces;
+  DataPath::Transport transport = DataPath::Transport::Auto;
 };
+
+DataPath::Transport parse_transport(const std::string& value) {
+  const auto transport = DataPath::parse_transport(value);
+  if (!transport) throw std::invalid_argument("transport \"" + value + "\": expected auto, af_xdp or af_packet");
+  return *transport;
+}
 
 Options parse_arguments(int argc, char** argv) {
   Options options;
+  // The daemon's environment reaches the inspectors it starts: one knob for all of them.
+  if (const char* transport = std::getenv("XDPFWD_INGRESS_TRANSPORT"); transport != nullptr && *transport != '\0')
+    options.transport = parse_transport(transport);
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
@@ -49,11 +61,12 @@ Options parse_arguments(int argc, char** argv) {
     else if (arg == "--log-level") options.log_level = value;
     else if (arg == "--client-interface") options.interfaces.client = value;
     else if (arg == "--overlay-interface") options.interfaces.overlay = value;
+    else if (arg == "--transport") options.transport = parse_transport(value);
     else throw std::invalid_argument("unknown argument " + arg);
   }
   if (options.ingress.empty() || options.control.empty())
     throw std::invalid_argument("usage: xdpfwd-ingress --ingress NAME --control SOCKET [--log-level LEVEL] "
-                                "[--client-interface NAME] [--overlay-interface NAME]");
+                                "[--client-interface NAME] [--overlay-interface NAME] [--transport auto|af_xdp|af_packet]");
   return options;
 }
 
@@ -70,8 +83,9 @@ void raise_descriptor_limit() {
 // io_context of the control socket, this thread), and the control requests that reach them.
 class Inspector {
 public:
-  Inspector(boost::asio::io_context& io, std::string name, DataPath::Interfaces interfaces)
-      : io_(io), name_(std::move(name)), interfaces_(std::move(interfaces)), proxy_(io),
+  Inspector(boost::asio::io_context& io, std::string name, DataPath::Interfaces interfaces,
+            DataPath::Transport transport)
+      : io_(io), name_(std::move(name)), interfaces_(std::move(interfaces)), transport_(transport), proxy_(io),
         health_(io, [this](const std::string& service, const xdpfwd::config::IpAddress& replica, bool healthy) {
           apply_health({{service, replica, healthy}});
         }) {}
@@ -128,7 +142,7 @@ private:
     for (const auto& verdict : verdicts) proxy_.set_replica_health(verdict.service, verdict.address, verdict.healthy);
     const bool first = !datapath_;
     if (first) {
-      datapath_ = std::make_unique<DataPath>(*own, interfaces_);
+      datapath_ = std::make_unique<DataPath>(*own, interfaces_, transport_);
       if (!drop_root()) return {{"ok", false}, {"error", failure_}};
       thread_ = std::thread([this] { datapath_->run(); });
     }
@@ -189,6 +203,7 @@ private:
   boost::asio::io_context& io_;
   std::string name_;
   DataPath::Interfaces interfaces_;
+  DataPath::Transport transport_;
   xdpfwd::ingress::DomainProxy proxy_;
   xdpfwd::ingress::health::HealthChecker health_;
   std::unique_ptr<DataPath> datapath_;
@@ -205,7 +220,7 @@ int main(int argc, char** argv) {
     xdpfwd::route_bpf_library_logs();
     raise_descriptor_limit();
     boost::asio::io_context io;
-    Inspector inspector(io, options.ingress, options.interfaces);
+    Inspector inspector(io, options.ingress, options.interfaces, options.transport);
     xdpfwd::ControlServer control(io, options.control, [&](const json& request) { return inspector.handle(request); });
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int signal) {

@@ -20,12 +20,20 @@ namespace {
 constexpr std::array<std::string_view, XDPFWD_INGRESS_COUNTERS> kCounterNames = {
     "client_redirected", "client_no_socket", "client_stack_port", "client_neighbor", "client_other",
     "overlay_reply",     "overlay_transit",  "overlay_no_socket", "overlay_local",   "overlay_other",
+    "client_packet_socket", "overlay_packet_socket",
 };
 
 std::string interface_name(int ifindex) {
   char name[IF_NAMESIZE] = {};
   if (::if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr) return "ifindex " + std::to_string(ifindex);
   return name;
+}
+
+// Both attach points: libbpf then deletes the qdisc, not only the filters of one hook.
+int destroy_clsact(int ifindex) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+              .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+  return bpf_tc_hook_destroy(&hook);
 }
 
 const char* mode_name(std::uint32_t mode) { return mode == XDP_FLAGS_SKB_MODE ? "generic" : "native"; }
@@ -87,6 +95,7 @@ IngressXdp& IngressXdp::operator=(IngressXdp&& other) noexcept {
     detach_all();
     skeleton_ = std::move(other.skeleton_);
     attachments_ = std::move(other.attachments_);
+    tc_attachments_ = std::move(other.tc_attachments_);
   }
   return *this;
 }
@@ -142,7 +151,38 @@ void IngressXdp::attach_overlay(int ifindex) {
   }
 }
 
+void IngressXdp::attach_tc(int ifindex, int prog_fd, const char* prog_name) {
+  const std::string context = std::string("attach ") + prog_name + " to " + interface_name(ifindex) + " (tc ingress)";
+  TcAttachment attachment{ifindex, prog_name, false};
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  const int created = bpf_tc_hook_create(&hook); // the clsact qdisc
+  if (created < 0 && created != -EEXIST) check_libbpf(created, context + ": create the clsact qdisc");
+  attachment.created_qdisc = created == 0;
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE, .handle = kTcHandle,
+              .priority = kTcPriority);
+  if (const int error = bpf_tc_attach(&hook, &opts); error < 0) {
+    if (attachment.created_qdisc) destroy_clsact(ifindex);
+    check_libbpf(error, context);
+  }
+  spdlog::info("{}: {} attached to tc ingress", interface_name(ifindex), prog_name);
+  tc_attachments_.push_back(attachment);
+}
+
+void IngressXdp::attach_client_tc(int ifindex) { attach_tc(ifindex, client_tc_prog_fd(), "xdpfwd_ingress_client_tc"); }
+
+void IngressXdp::attach_overlay_tc(int ifindex) { attach_tc(ifindex, overlay_tc_prog_fd(), "xdpfwd_ingress_overlay_tc"); }
+
 void IngressXdp::detach_all() noexcept {
+  for (const auto& attachment : tc_attachments_) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = attachment.ifindex, .attach_point = BPF_TC_INGRESS);
+    // A qdisc we created goes with its filter; in one that was there, only our filter goes.
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+    const int error = attachment.created_qdisc ? destroy_clsact(attachment.ifindex) : bpf_tc_detach(&hook, &opts);
+    if (error < 0 && error != -ENODEV && error != -ENOENT)
+      spdlog::error("{}: removing {} failed: {}", interface_name(attachment.ifindex), attachment.prog_name,
+                    std::strerror(-error));
+  }
+  tc_attachments_.clear();
   // Newest first, so that two attachments to one interface unwind in order.
   for (auto it = attachments_.rbegin(); it != attachments_.rend(); ++it) {
     LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = it->prog_fd);
@@ -244,6 +284,8 @@ int IngressXdp::client_xsks_fd() const { return bpf_map__fd(skeleton_->maps.clie
 int IngressXdp::overlay_xsks_fd() const { return bpf_map__fd(skeleton_->maps.overlay_xsks); }
 int IngressXdp::client_prog_fd() const { return bpf_program__fd(skeleton_->progs.xdpfwd_ingress_client); }
 int IngressXdp::overlay_prog_fd() const { return bpf_program__fd(skeleton_->progs.xdpfwd_ingress_overlay); }
+int IngressXdp::client_tc_prog_fd() const { return bpf_program__fd(skeleton_->progs.xdpfwd_ingress_client_tc); }
+int IngressXdp::overlay_tc_prog_fd() const { return bpf_program__fd(skeleton_->progs.xdpfwd_ingress_overlay_tc); }
 
 IngressCounters IngressXdp::counters() const {
   const int cpus = libbpf_num_possible_cpus();

@@ -1,6 +1,7 @@
 // The ingress netns's XDP programs (bpf/ingress_xsk.bpf.c): xdpfwd_ingress_client on eth0 (native
-// mode) and xdpfwd_ingress_overlay on ovl0 (native on a veth, else generic), loaded from the embedded skeleton, with
-// their maps filled from here. Owning handle: movable, not copyable.
+// mode) and xdpfwd_ingress_overlay on ovl0 (native on a veth, else generic), loaded from the
+// embedded skeleton, with their maps filled from here; with the AF_PACKET fallback, also their tc
+// ingress twins. Owning handle: movable, not copyable.
 //
 // Attaching replaces whatever XDP program the interface has in that mode (atomically, with
 // XDP_FLAGS_REPLACE against the program found there) and remembers it; destruction (or detach_all)
@@ -52,7 +53,11 @@ public:
   void attach_client(int ifindex);
   // Also records the interface's MAC in overlay_config: transit frames must be addressed to it.
   void attach_overlay(int ifindex);
-  // Restores what attach_* replaced; never throws (failures are logged).
+  // The AF_PACKET fallback's tc ingress programs (a clsact qdisc is created where there is none).
+  // Throw std::system_error ("attach xdpfwd_ingress_client_tc to eth0 (tc ingress): ...").
+  void attach_client_tc(int ifindex);
+  void attach_overlay_tc(int ifindex);
+  // Restores what attach_* replaced and removes the tc programs; never throws (failures are logged).
   void detach_all() noexcept;
   // Puts back each of our programs that is no longer attached (someone removed or replaced it
   // by hand: the ingress would receive nothing); returns how many. Failures are logged.
@@ -74,6 +79,8 @@ public:
   int overlay_xsks_fd() const;
   int client_prog_fd() const;
   int overlay_prog_fd() const;
+  int client_tc_prog_fd() const;
+  int overlay_tc_prog_fd() const;
   // Summed over CPUs.
   IngressCounters counters() const;
 
@@ -86,15 +93,25 @@ private:
     const char* prog_name;
     UniqueFd previous;  // what was attached before; empty: nothing
   };
+  struct TcAttachment {
+    int ifindex;
+    const char* prog_name;
+    bool created_qdisc; // removed with the program then
+  };
+  // Our filter's place in the clsact ingress hook.
+  static constexpr std::uint32_t kTcHandle = 0x78;
+  static constexpr std::uint32_t kTcPriority = 1;
   struct SkeletonDeleter {
     void operator()(ingress_xsk_bpf* skeleton) const;
   };
 
   void attach(int ifindex, int prog_fd, const char* prog_name, std::uint32_t mode);
+  void attach_tc(int ifindex, int prog_fd, const char* prog_name);
   void update_flag_map(int map_fd, const void* key, bool present, const std::string& what);
 
   std::unique_ptr<ingress_xsk_bpf, SkeletonDeleter> skeleton_;
   std::vector<Attachment> attachments_;
+  std::vector<TcAttachment> tc_attachments_;
 };
 
 } // namespace xdpfwd::ingress::xsk

@@ -1,12 +1,15 @@
 // Verdicts of the ingress programs (bpf/ingress_xsk.bpf.c) through BPF_PROG_TEST_RUN: one frame
 // per case, the counter it must land in. No socket is bound, so a frame the program redirects
-// comes back XDP_PASS and counts as *_no_socket. Nothing is attached; needs root (CAP_BPF).
+// comes back XDP_PASS and counts as *_no_socket. Each frame also goes through the program's tc
+// twin (the AF_PACKET fallback), which must mark exactly those frames for the inspector's packet
+// sockets. Nothing is attached; needs root (CAP_BPF).
 #include "ingress_xdp.hpp"
 #include "packet_builder.hpp"
 
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 #include <netinet/in.h>
 
 namespace xdpfwd::ingress::xsk {
@@ -61,6 +64,31 @@ protected:
     xdp_.set_overlay_config(config);
   }
 
+  // The tc twin of an XDP program: the frames that program redirects (here: *_no_socket) are
+  // marked and counted in packet_socket_counter, the others pass untouched and uncounted.
+  void expect_tc(int prog_fd, const Case& c, int no_socket_counter, int packet_socket_counter) {
+    // BPF_PROG_TEST_RUN builds no skb whose IP header is cut short (EINVAL); the stack would not
+    // either, so such a frame never reaches a tc program.
+    if (c.frame.size() >= 14 && c.frame[12] == 0x08 && c.frame[13] == 0x00 && c.frame.size() < 14 + 20) return;
+    const bool inspectors = c.counter == no_socket_counter;
+    const auto before = xdp_.counters();
+    Bytes out(c.frame.size() + 256);
+    __sk_buff skb{};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = c.frame.data(), .data_out = out.data(),
+                .data_size_in = static_cast<std::uint32_t>(c.frame.size()),
+                .data_size_out = static_cast<std::uint32_t>(out.size()), .ctx_in = &skb, .ctx_out = &skb,
+                .ctx_size_in = sizeof(skb), .ctx_size_out = sizeof(skb), .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(prog_fd, &opts), 0) << c.name << " (tc)";
+    EXPECT_EQ(opts.retval, static_cast<std::uint32_t>(TC_ACT_OK)) << c.name << " (tc)";
+    out.resize(opts.data_size_out);
+    EXPECT_EQ(out, c.frame) << c.name << " (tc): the frame was modified";
+    EXPECT_EQ(skb.mark, inspectors ? XDPFWD_INGRESS_INSPECTOR_MARK : 0u) << c.name << " (tc)";
+    const auto after = xdp_.counters();
+    for (int i = 0; i < XDPFWD_INGRESS_COUNTERS; ++i)
+      EXPECT_EQ(after[i] - before[i], i == packet_socket_counter && inspectors ? 1u : 0u)
+          << c.name << " (tc): counter " << ingress_counter_name(i);
+  }
+
   void expect(int prog_fd, const Case& c) {
     const auto before = xdp_.counters();
     Bytes out(c.frame.size() + 256);
@@ -104,7 +132,10 @@ TEST_F(IngressXskProgram, ClientVerdicts) {
       {"truncated tcp", [] { Bytes f = Eth(kB, kA).ipv4("198.18.0.1", "198.18.0.10").tcp(1, 443).build(); f.resize(36); return f; }(), XDPFWD_INGRESS_CLIENT_NO_SOCKET},
       {"ethernet only", Eth(kB, kA).ether_type(xdpfwd::testing::kEtherTypeIpv4).build(), XDPFWD_INGRESS_CLIENT_OTHER},
   };
-  for (const auto& c : cases) expect(xdp_.client_prog_fd(), c);
+  for (const auto& c : cases) {
+    expect(xdp_.client_prog_fd(), c);
+    expect_tc(xdp_.client_tc_prog_fd(), c, XDPFWD_INGRESS_CLIENT_NO_SOCKET, XDPFWD_INGRESS_CLIENT_PACKET_SOCKET);
+  }
 }
 
 TEST_F(IngressXskProgram, OverlayVerdicts) {
@@ -135,7 +166,10 @@ TEST_F(IngressXskProgram, OverlayVerdicts) {
       {"loopback4", to_ovl().ipv4("10.201.0.11", "127.0.0.1").udp(1, 1).build(), XDPFWD_INGRESS_OVERLAY_OTHER},
       {"truncated", Bytes(20, 0), XDPFWD_INGRESS_OVERLAY_OTHER},
   };
-  for (const auto& c : cases) expect(xdp_.overlay_prog_fd(), c);
+  for (const auto& c : cases) {
+    expect(xdp_.overlay_prog_fd(), c);
+    expect_tc(xdp_.overlay_tc_prog_fd(), c, XDPFWD_INGRESS_OVERLAY_NO_SOCKET, XDPFWD_INGRESS_OVERLAY_PACKET_SOCKET);
+  }
 }
 
 TEST_F(IngressXskProgram, NoNatRangeUntilOneIsSet) {
