@@ -55,13 +55,11 @@ for dev in eth0 ovl0; do
     "handle 0x78 xdpfwd_ingress_.* direct-action"
 done
 
-answers=""
-for _ in $(seq 30); do answers+="$(lab_exec client curl -sS --max-time 5 http://198.18.0.70/ 2>&1 || true)"$'\n'; done
+answers=$(lab_curls 30 http://198.18.0.70/)
 lab_expect "30 HTTP requests all answered" "$(grep -c '^k[123] client=10\.210\.0\.1:' <<<"$answers")" 30
 for i in 1 2 3; do lab_expect_match "replica k$i answered some of them" "$answers" "^k$i "; done
 
-udp=""
-for _ in $(seq 9); do udp+="$(lab_exec client "$LAB_PEER" udp-send 198.18.0.70 7 --count 20 --wait-ms 3000)"$'\n'; done
+udp=$(lab_udp_flows 9 198.18.0.70 7)
 lab_expect "9 UDP flows of 20 datagrams, all answered" "$(grep -c '^sent 20 received 20$' <<<"$udp")" 9
 lab_expect "each flow answered by one replica" "$(grep -cE '^from k[123]: 20$' <<<"$udp")" 9
 
@@ -75,8 +73,7 @@ lab_expect_match "UDP to a port the policy does not allow gets no answer" "$out"
 lab_expect "... and is counted as port_not_allowed" "$(inspector '.drops.port_not_allowed // 0')" 10
 
 for i in 1 2 3; do lab_exec "k$i" ethtool -K eth0 tx on >/dev/null; done
-answers=""
-for _ in $(seq 6); do answers+="$(lab_exec client curl -sS --max-time 5 http://198.18.0.70/ 2>&1 || true)"$'\n'; done
+answers=$(lab_curls 6 http://198.18.0.70/)
 lab_expect "with TX checksum offload on at the replicas, 6 HTTP requests answered" \
   "$(grep -c '^k[123] client=10\.210\.0\.1:' <<<"$answers")" 6
 completed=$(inspector .checksums_completed)
@@ -135,8 +132,7 @@ log=$(cat "$LAB_DIR/daemon.log")
 lab_expect_match "the restarted inspector warns that it has no AF_XDP, naming the error" "$log" \
   "warn.*no AF_XDP \(.*Device or resource busy\): falling back to AF_PACKET"
 lab_expect "... and runs on AF_PACKET" "$(inspector .transport)" AF_PACKET
-answers=""
-for _ in $(seq 6); do answers+="$(lab_exec client curl -sS --max-time 5 http://198.18.0.70/ 2>&1 || true)"$'\n'; done
+answers=$(lab_curls 6 http://198.18.0.70/)
 lab_expect "... 6 HTTP requests answered through it" "$(grep -c '^k[123] client=10\.210\.0\.1:' <<<"$answers")" 6
 out=$(lab_exec client "$LAB_PEER" udp-send fd00:18::70 7 --count 20 --wait-ms 3000)
 lab_expect_match "... and 20 datagrams over IPv6" "$out" "^sent 20 received 20$"

@@ -56,14 +56,12 @@ drops() { ctl status --json | jq -r --arg reason "$1" '.ingresses[] | select(.na
 inspector() { ctl status --json | jq -r --arg field "$1" '.ingresses[] | select(.name == "waf") | .inspector[$field]'; }
 
 # HTTP: every request is a new connection, so a new flow; Maglev spreads them by 5-tuple.
-answers=""
-for _ in $(seq 30); do answers+="$(lab_exec client curl -sS --max-time 5 http://198.18.0.10/ 2>&1 || true)"$'\n'; done
+answers=$(lab_curls 30 http://198.18.0.10/)
 lab_expect "30 HTTP requests all answered" "$(grep -c '^r[123] client=10\.201\.0\.1:' <<<"$answers")" 30
 for i in 1 2 3; do lab_expect_match "replica r$i answered some of them" "$answers" "^r$i "; done
 
 # UDP: a flow per sender socket; all datagrams of a flow go to one replica and all are answered.
-udp=""
-for _ in $(seq 9); do udp+="$(lab_exec client "$LAB_PEER" udp-send 198.18.0.10 7 --count 20 --wait-ms 3000)"$'\n'; done
+udp=$(lab_udp_flows 9 198.18.0.10 7)
 lab_expect "9 UDP flows of 20 datagrams, all answered" "$(grep -c '^sent 20 received 20$' <<<"$udp")" 9
 lab_expect "each flow answered by one replica" "$(grep -cE '^from r[123]: 20$' <<<"$udp")" 9
 
@@ -110,8 +108,7 @@ lab_expect_match "... which keep's ingress reaches" "$out" "^p1 client=10\.202\.
 # Replicas whose veths offload TX checksums (Docker's default) send TCP/UDP with partial
 # checksums; the inspector completes them, so clients still get valid segments.
 for i in 1 2 3; do lab_exec "r$i" ethtool -K eth0 tx on >/dev/null; done
-answers=""
-for _ in $(seq 6); do answers+="$(lab_exec client curl -sS --max-time 5 http://198.18.0.10/ 2>&1 || true)"$'\n'; done
+answers=$(lab_curls 6 http://198.18.0.10/)
 lab_expect "with TX checksum offload on at the replicas, 6 HTTP requests answered" \
   "$(grep -c '^r[123] client=10\.201\.0\.1:' <<<"$answers")" 6
 out=$(lab_exec client "$LAB_PEER" udp-send 198.18.0.10 7 --count 20 --wait-ms 3000)

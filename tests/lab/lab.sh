@@ -24,6 +24,20 @@ LAB_PIN_DIR=""
 
 lab_log() { printf '[lab] %s\n' "$*" >&2; }
 
+# lab_curls N URL: N HTTP requests from the client, a connection (so a flow) each; the answers,
+# or curl's errors, a line each.
+lab_curls() {
+  local _
+  for _ in $(seq "$1"); do printf '%s\n' "$(lab_exec client curl -sS --max-time 5 "$2" 2>&1 || true)"; done
+}
+
+# lab_udp_flows N IP PORT: N UDP flows (a sender socket each) of 20 datagrams from the client;
+# lab_peer's summary of each ("sent 20 received 20", "from r1: 20").
+lab_udp_flows() {
+  local _
+  for _ in $(seq "$1"); do printf '%s\n' "$(lab_exec client "$LAB_PEER" udp-send "$2" "$3" --count 20 --wait-ms 3000)"; done
+}
+
 # lab_init NAME: names this run's lab and registers the clean-up.
 lab_init() {
   LAB="xl$$${1:+-$1}"
