@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
 namespace xdpfwd {
@@ -17,6 +19,17 @@ inline constexpr std::size_t kControlMessageLimit = 4 << 20;
 
 inline std::filesystem::path ingress_control_path(const std::string& control_socket, const std::string& ingress) {
   return std::filesystem::path(control_socket).parent_path() / ("ingress-" + ingress + ".sock");
+}
+
+// The inspector's frame transport (xdpfwd-ingress --transport), chosen for every inspector by
+// XDPFWD_INGRESS_TRANSPORT in the daemon's environment: its value, "" when unset or empty.
+// Throws std::invalid_argument naming a value that is not auto, af_xdp or af_packet.
+inline std::string ingress_transport_from_environment() {
+  const char* value = std::getenv("XDPFWD_INGRESS_TRANSPORT");
+  const std::string transport = value != nullptr ? value : "";
+  if (!transport.empty() && transport != "auto" && transport != "af_xdp" && transport != "af_packet")
+    throw std::invalid_argument("XDPFWD_INGRESS_TRANSPORT=\"" + transport + "\": expected auto, af_xdp or af_packet");
+  return transport;
 }
 
 } // namespace xdpfwd

@@ -16,7 +16,6 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -443,7 +442,7 @@ void Daemon::make_runtime() {
   // overlay endpoint eth0.
   settings.inspector_args = {"--client-interface", docker::DockerRuntime::kServiceInterface, "--overlay-interface", "eth0"};
   // Static inspectors inherit the daemon's environment; a container's command line carries it.
-  if (const char* transport = std::getenv("XDPFWD_INGRESS_TRANSPORT"); transport != nullptr && *transport != '\0')
+  if (const std::string transport = ingress_transport_from_environment(); !transport.empty())
     settings.inspector_args.insert(settings.inspector_args.end(), {"--transport", transport});
   auto runtime = std::make_unique<docker::DockerRuntime>(std::move(settings));
   docker_ = runtime.get();

@@ -3,6 +3,7 @@
 #include "counters.hpp"
 #include "daemon.hpp"
 #include "xdpfwd/config.hpp"
+#include "xdpfwd/ingress_control.hpp"
 #include "xdpfwd/log.hpp"
 
 #include <spdlog/spdlog.h>
@@ -52,6 +53,12 @@ int run(const std::string& file) {
   }
   xdpfwd::setup_logging(result.config->log_level);
   xdpfwd::route_bpf_library_logs();
+  try {
+    xdpfwd::ingress_transport_from_environment(); // every inspector would fail on a bad one
+  } catch (const std::invalid_argument& error) {
+    spdlog::critical("{}, not starting", error.what());
+    return 1;
+  }
   spdlog::info("xdpfwd " XDPFWD_VERSION " starting with {}", file);
   std::ifstream text(file);
   return xdpfwd::Daemon(file, std::move(*result.config), nlohmann::json::parse(text)).run();

@@ -6,7 +6,7 @@
 # IPv4 and IPv6, a port the policy does not allow dropped and counted, partial checksums from
 # replicas with TX offload completed, a killed inspector replaced. Then the fallback proper: with
 # the default transport, an inspector that cannot bind its AF_XDP socket warns and uses AF_PACKET.
-# A bad transport name is refused with a clear error.
+# A bad transport name is refused with a clear error, by the daemon before it starts anything.
 set -euo pipefail
 source "${LAB_SH:?}"
 : "${XDPFWD:?}" "${XDPFWDCTL:?}" "${LAB_PEER:?}"
@@ -40,6 +40,12 @@ EOF2
 
 out=$("$(dirname "$XDPFWD")/xdpfwd-ingress" --ingress pk --control "$LAB_DIR/unused.sock" --transport afpacket 2>&1 || true)
 lab_expect_match "xdpfwd-ingress refuses an unknown transport, naming it" "$out" 'transport "afpacket": expected auto, af_xdp or af_packet'
+
+status=0
+out=$(XDPFWD_INGRESS_TRANSPORT=afpacket lab_exec node1 "$XDPFWD" --config "$config" 2>&1) || status=$?
+lab_expect "xdpfwd refuses to start with an unknown XDPFWD_INGRESS_TRANSPORT" "$status" 1
+lab_expect_match "... naming it" "$out" 'XDPFWD_INGRESS_TRANSPORT="afpacket": expected auto, af_xdp or af_packet, not starting'
+lab_expect_no_match "... before making anything" "$(ip netns list)" "^xdpfwd-pk( |$)"
 
 export XDPFWD_INGRESS_TRANSPORT=af_packet
 lab_start_daemon "$config"

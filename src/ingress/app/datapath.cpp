@@ -89,8 +89,8 @@ std::unique_ptr<FramePorts> DataPath::make_ports(const Interfaces& interfaces, i
       return std::make_unique<XskPorts>(xdp_, interfaces.client, interfaces.overlay);
     } catch (const std::system_error& error) {
       if (transport == Transport::AfXdp) throw;
-      spdlog::warn("no AF_XDP ({}): falling back to AF_PACKET rings, one copy per frame and a fraction of the "
-                   "throughput", error.what());
+      spdlog::warn("no AF_XDP ({}): falling back to AF_PACKET rings (a copy per frame, no zero-copy NIC mode)",
+                   error.what());
     }
   }
   return std::make_unique<PacketPorts>(client_ifindex, overlay_ifindex, kMaxHeld);

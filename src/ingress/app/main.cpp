@@ -12,6 +12,7 @@
 #include "domain_proxy.hpp"
 #include "privileges.hpp"
 #include "xdpfwd/config.hpp"
+#include "xdpfwd/ingress_control.hpp"
 #include "xdpfwd/log.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -21,7 +22,6 @@
 
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <iostream>
@@ -50,7 +50,7 @@ DataPath::Transport parse_transport(const std::string& value) {
 Options parse_arguments(int argc, char** argv) {
   Options options;
   // The daemon's environment reaches the inspectors it starts: one knob for all of them.
-  if (const char* transport = std::getenv("XDPFWD_INGRESS_TRANSPORT"); transport != nullptr && *transport != '\0')
+  if (const std::string transport = xdpfwd::ingress_transport_from_environment(); !transport.empty())
     options.transport = parse_transport(transport);
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
