@@ -70,10 +70,6 @@ DataPath::DataPath(const config::Ingress& ingress, const Interfaces& interfaces,
   // host redirects are delivered, and the replicas' side segments its TSO super-frames.
   xdp_.attach_client(client.ifindex);
   xdp_.attach_overlay(overlay.ifindex);
-  if (ports_->name() == "AF_PACKET") {
-    xdp_.attach_client_tc(client.ifindex);
-    xdp_.attach_overlay_tc(overlay.ifindex);
-  }
 
   held_.reserve(kMaxHeld);
   wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -93,7 +89,11 @@ std::unique_ptr<FramePorts> DataPath::make_ports(const Interfaces& interfaces, i
                    error.what());
     }
   }
-  return std::make_unique<PacketPorts>(client_ifindex, overlay_ifindex, kMaxHeld);
+  auto ports = std::make_unique<PacketPorts>(client_ifindex, overlay_ifindex, kMaxHeld);
+  // The rings take only what these mark.
+  xdp_.attach_client_tc(client_ifindex);
+  xdp_.attach_overlay_tc(overlay_ifindex);
+  return ports;
 }
 
 Action DataPath::handle(Side from, std::span<std::uint8_t> room, std::uint32_t& length) noexcept {

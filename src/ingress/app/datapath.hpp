@@ -64,6 +64,7 @@ private:
     balance::Timestamp since;
   };
 
+  // AF_XDP sockets, or AF_PACKET rings with the tc programs that mark their frames.
   std::unique_ptr<FramePorts> make_ports(const Interfaces& interfaces, int client_ifindex, int overlay_ifindex,
                                          Transport transport);
   // FrameHandler, for ports_.

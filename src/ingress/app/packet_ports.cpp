@@ -40,11 +40,14 @@ nlohmann::json rx_status(afpacket::PacketRx& rx) {
 } // namespace
 
 PacketPorts::Port::Port(int ifindex)
-    : rx4((turn_gro_off(ifindex), ifindex), ETH_P_IP, XDPFWD_INGRESS_INSPECTOR_MARK),
-      rx6(ifindex, ETH_P_IPV6, XDPFWD_INGRESS_INSPECTOR_MARK), tx(ifindex) {}
+    : rx4(ifindex, ETH_P_IP, XDPFWD_INGRESS_INSPECTOR_MARK), rx6(ifindex, ETH_P_IPV6, XDPFWD_INGRESS_INSPECTOR_MARK),
+      tx(ifindex) {}
 
 PacketPorts::PacketPorts(int client_ifindex, int overlay_ifindex, std::size_t max_held)
     : client_(client_ifindex), overlay_(overlay_ifindex), held_area_(max_held * kHeldSlot) {
+  // Before the programs that send frames here are attached (DataPath does that last).
+  turn_gro_off(client_ifindex);
+  turn_gro_off(overlay_ifindex);
   held_free_.reserve(max_held);
   for (std::size_t slot = max_held; slot-- > 0;) held_free_.push_back(static_cast<std::uint32_t>(slot));
   spdlog::info("AF_PACKET rings on {} and {}; GRO turned off on both", afpacket::interface_name(client_ifindex),
@@ -55,13 +58,12 @@ void PacketPorts::add_to(xsk::Poller& poller) {
   for (Port* port : {&client_, &overlay_}) {
     port->rx4_slot = poller.add(port->rx4.fd());
     port->rx6_slot = poller.add(port->rx6.fd());
-    port->tx_slot = poller.add(port->tx.fd(), 0);
   }
 }
 
-void PacketPorts::set_events(xsk::Poller& poller) noexcept {
-  for (Port* port : {&client_, &overlay_}) poller.set_events(port->tx_slot, port->tx.pending() ? POLLOUT : 0);
-}
+// Nothing to wait for on transmit: flush() hands every queued frame over, and a full ring is
+// counted and dropped, not waited on.
+void PacketPorts::set_events(xsk::Poller&) noexcept {}
 
 void PacketPorts::forward(const xsk::Poller& poller, FrameHandler& handler) noexcept {
   for (const Side side : {Side::Client, Side::Overlay}) {

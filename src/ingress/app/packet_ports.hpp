@@ -37,7 +37,7 @@ private:
     afpacket::PacketRx rx4;
     afpacket::PacketRx rx6;
     afpacket::PacketTx tx;
-    std::size_t rx4_slot = 0, rx6_slot = 0, tx_slot = 0; // in the poller
+    std::size_t rx4_slot = 0, rx6_slot = 0; // in the poller
   };
 
   void forward_batch(afpacket::PacketRx& from, Side side, FrameHandler& handler) noexcept;
