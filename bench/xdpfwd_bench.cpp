@@ -7,7 +7,7 @@
 //
 //   xdpfwd-bench gen --client NS --dst-ip IP [--dst-mac-of NS/DEV] [--flows N|new] [--seconds S]
 //                    [--reps K] [--warmup S] [--cpu C] [--probe NS/DEV]... [--node NS --path P]
-//                    [--services N]
+//                    [--services N] [--rate PPS]
 //       The live-frames generator: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES of bench_gen on
 //       NS's eth0 (XDP_TX: out of that veth into its peer), 60-byte UDP frames. Deliveries are
 //       counted by bench_count_udp attached to each probe (UDP to the generator's port counted
@@ -15,6 +15,8 @@
 //       node's eth0: xdpfwd (its real program, services map filled for the ingress veth xf-in),
 //       redirect (the minimal redirect), drop (count and drop on arrival: itself the probe),
 //       kernel (count and pass: the host stack does the rest, set up by bench/run).
+//       --rate: at most PPS frames per second (slices of a millisecond's frames, then a sleep);
+//       without it as fast as the core goes.
 //
 //   xdpfwd-bench rr --dst IP --port P [--tcp] [--rate R] [--seconds S]
 //       Request/response latency at a fixed rate over one flow: UDP datagrams to an echo server,
@@ -56,6 +58,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -70,6 +73,16 @@ using Mac = std::array<std::uint8_t, 6>;
 
 void check(int result, const std::string& what) {
   if (result < 0) throw_errno(what, result == -1 ? errno : -result);
+}
+
+// The machine's busy CPU time so far, in clock ticks (/proc/stat: user, system, interrupts).
+std::uint64_t busy_ticks() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq) || cpu != "cpu")
+    throw std::runtime_error("cannot read /proc/stat");
+  return user + nice + system + irq + softirq; // steal: the hypervisor's, not ours
 }
 
 double seconds_since(Clock::time_point start) {
@@ -510,11 +523,16 @@ int cmd_gen(const Args& args) {
   xdp_md ctx{};
   ctx.data_end = BENCH_FRAME_LEN;
   ctx.ingress_ifindex = static_cast<__u32>(client_ifindex);
-  const std::uint32_t batch_repeat = static_cast<std::uint32_t>(args.number("batch", 1 << 16));
+  const double rate = args.number("rate", 0);
+  const std::uint32_t batch_repeat =
+      rate > 0 ? static_cast<std::uint32_t>(std::max(1.0, rate / 1000)) : static_cast<std::uint32_t>(args.number("batch", 1 << 16));
   const auto send_for = [&](double duration) {
     std::uint64_t sent = 0;
     const auto start = Clock::now();
     while (seconds_since(start) < duration) {
+      if (rate > 0) // the next slice when its time comes
+        std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
+                                                  std::chrono::duration<double>(static_cast<double>(sent) / rate)));
       LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = BENCH_FRAME_LEN,
                   .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = static_cast<int>(batch_repeat),
                   .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
@@ -527,13 +545,16 @@ int cmd_gen(const Args& args) {
 
   send_for(warmup); // conntrack entries of established flows, ARP, page pools
   for (int rep = 1; rep <= reps; ++rep) {
-    const std::uint64_t before = delivered();
+    const std::uint64_t before = delivered(), busy_before = busy_ticks();
     const auto start = Clock::now();
     const std::uint64_t sent = send_for(seconds);
     const double elapsed = seconds_since(start);
-    const std::uint64_t after = delivered();
-    std::printf("RESULT path=%s flows=%s services=%u rep=%d pps=%.0f sent_pps=%.0f seconds=%.3f\n", path.c_str(),
-                flows_text.c_str(), services, rep, (after - before) / elapsed, sent / elapsed, elapsed);
+    const std::uint64_t after = delivered(), busy_after = busy_ticks();
+    // CPUs busy meanwhile, the whole machine's (other users' load included).
+    const double busy_cores = static_cast<double>(busy_after - busy_before) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / elapsed;
+    std::printf("RESULT path=%s flows=%s services=%u rep=%d pps=%.0f sent_pps=%.0f seconds=%.3f busy_cores=%.2f\n",
+                path.c_str(), flows_text.c_str(), services, rep, (after - before) / elapsed, sent / elapsed, elapsed,
+                busy_cores);
     std::fflush(stdout);
   }
   attachments.clear();
