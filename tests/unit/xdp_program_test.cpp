@@ -647,7 +647,7 @@ TEST_F(XdpProgramTest, TruncationAtEveryLengthNeverRedirects) {
   }
 }
 
-// --- live frames: a real redirect into a veth --------------------------------------------------
+// --- real traffic: a redirect into a veth ------------------------------------------------------
 
 struct IngressPassDeleter {
   void operator()(ingress_pass_bpf* skeleton) const { ingress_pass_bpf__destroy(skeleton); }
@@ -739,72 +739,64 @@ bool await_frame(int fd, const Bytes& expected) {
   return false;
 }
 
-// BPF_F_TEST_XDP_LIVE_FRAMES performs the redirect: a tagged IPv6 frame to the service arrives
-// at the other end of the veth (which runs ingress_pass, as an ingress netns's eth0 does) with its
-// tag stripped and the service's MACs. All of it inside the test's own namespace.
-TEST_F(XdpProgramTest, LiveFrameIsDeliveredThroughTheIngressVeth) {
-  ASSERT_TRUE(g_lab.private_netns);
-  std::unique_ptr<ingress_pass_bpf, IngressPassDeleter> pass(ingress_pass_bpf__open_and_load());
-  ASSERT_TRUE(pass) << errno_text(errno);
-  const XdpAttachment attachment(g_lab.veth_ingress, bpf_program__fd(pass->progs.xdpfwd_ingress_pass),
-                                 XDP_FLAGS_DRV_MODE);
-  ASSERT_EQ(attachment.error(), 0) << errno_text(attachment.error());
-  const LinksUp links({kVethHost, kVethIngress});
-  ASSERT_TRUE(links.ok());
-  const FdCloser capture(capture_socket(g_lab.veth_ingress));
-  ASSERT_GE(capture.get(), 0) << errno_text(capture.get());
+// Real traffic between veths in the test's own namespace: xdpfwd attached in `mode` to a veth
+// playing the NIC; a hit and a miss sent from its peer. The hit arrives at the other end of the
+// ingress veth (which runs ingress_pass, as an ingress netns's eth0 does) with its tags stripped
+// and the service's MACs; the miss reaches the "host" untouched.
+class XdpRealTrafficTest : public XdpProgramTest {
+protected:
+  void expect_hit_redirected_and_miss_passed(__u32 mode, const Bytes& hit, std::size_t vlan_tags,
+                                             const Service& service) {
+    ASSERT_TRUE(g_lab.private_netns);
+    ASSERT_EQ(service.ifindex(), g_lab.veth_host) << "the service's ingress must be " << kVethHost;
+    std::unique_ptr<ingress_pass_bpf, IngressPassDeleter> pass(ingress_pass_bpf__open_and_load());
+    ASSERT_TRUE(pass) << errno_text(errno);
+    const XdpAttachment ingress(g_lab.veth_ingress, bpf_program__fd(pass->progs.xdpfwd_ingress_pass),
+                                XDP_FLAGS_DRV_MODE);
+    ASSERT_EQ(ingress.error(), 0) << errno_text(ingress.error());
+    const XdpAttachment nic(g_lab.veth_nic, prog_fd(), mode);
+    ASSERT_EQ(nic.error(), 0) << errno_text(nic.error());
+    const LinksUp links({kVethHost, kVethIngress, kVethClient, kVethNic});
+    ASSERT_TRUE(links.ok());
+    only_ingress_dev(service.ifindex());
 
-  only_ingress_dev(kServiceV6.ifindex());
-  const Bytes in = udp_to(kServiceV6).vlan(300, kEtherTypeQinQ).vlan(30).payload("live frame").build();
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_size_in = static_cast<__u32>(in.size()),
-              .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-  ASSERT_EQ(bpf_prog_test_run_opts(prog_fd(), &opts), 0) << errno_text(errno);
+    const FdCloser to_ingress(capture_socket(g_lab.veth_ingress));
+    const FdCloser to_host(capture_socket(g_lab.veth_nic));
+    const FdCloser sender(capture_socket(g_lab.veth_client));
+    ASSERT_GE(to_ingress.get(), 0) << errno_text(to_ingress.get());
+    ASSERT_GE(to_host.get(), 0) << errno_text(to_host.get());
+    ASSERT_GE(sender.get(), 0) << errno_text(sender.get());
 
-  EXPECT_TRUE(await_frame(capture.get(), rewritten(in, 2, kServiceV6)))
-      << "the redirected frame did not arrive on " << kVethIngress;
-  EXPECT_EQ(counters(kServiceV6), (Counters{1, in.size(), 0, 0}));
+    // Untagged: a packet socket would see a received tag out of band, not in the bytes.
+    const Bytes miss = Eth(kNicMac, kClientMac).ipv4(kClientV4, kOtherV4).udp(1, 2).payload("miss").build();
+    for (const Bytes* frame : {&hit, &miss})
+      ASSERT_EQ(::send(sender.get(), frame->data(), frame->size(), 0), static_cast<ssize_t>(frame->size()))
+          << errno_text(errno);
+
+    EXPECT_TRUE(await_frame(to_ingress.get(), rewritten(hit, vlan_tags, service)))
+        << "the redirected frame did not arrive on " << kVethIngress;
+    EXPECT_TRUE(await_frame(to_host.get(), miss)) << "the miss did not reach " << kVethNic;
+    EXPECT_EQ(counters(service), (Counters{1, hit.size(), 0, 0}));
+  }
+};
+
+// Native (driver) mode, as on a NIC with XDP support: a QinQ-tagged IPv6 frame.
+TEST_F(XdpRealTrafficTest, NativeModeRedirectsRealTraffic) {
+  expect_hit_redirected_and_miss_passed(
+      XDP_FLAGS_DRV_MODE, udp_to(kServiceV6).vlan(300, kEtherTypeQinQ).vlan(30).payload("native mode").build(), 2,
+      kServiceV6);
 }
 
-// Generic (SKB) mode: xdpfwd attached in SKB mode to a veth playing the NIC; a tagged IPv4 frame
-// sent from its peer is redirected to the ingress veth, a miss reaches the "host" untouched. All
-// of it between veths in the test's own namespace.
-TEST_F(XdpProgramTest, GenericModeRedirectsRealTraffic) {
-  ASSERT_TRUE(g_lab.private_netns);
-  std::unique_ptr<ingress_pass_bpf, IngressPassDeleter> pass(ingress_pass_bpf__open_and_load());
-  ASSERT_TRUE(pass) << errno_text(errno);
-  const XdpAttachment ingress(g_lab.veth_ingress, bpf_program__fd(pass->progs.xdpfwd_ingress_pass),
-                              XDP_FLAGS_DRV_MODE);
-  ASSERT_EQ(ingress.error(), 0) << errno_text(ingress.error());
-  const XdpAttachment nic(g_lab.veth_nic, prog_fd(), XDP_FLAGS_SKB_MODE);
-  ASSERT_EQ(nic.error(), 0) << errno_text(nic.error());
-  const LinksUp links({kVethHost, kVethIngress, kVethClient, kVethNic});
-  ASSERT_TRUE(links.ok());
-
+// Generic (SKB) mode, the fallback for NICs without native XDP: a tagged IPv4 frame.
+TEST_F(XdpRealTrafficTest, GenericModeRedirectsRealTraffic) {
   // The IPv4 service's ingress is the veth for this test.
   Service service = kServiceV4;
   service.device = &Lab::veth_host;
   const auto key = service.key();
   const auto value = service.value();
   ASSERT_EQ(bpf_map_update_elem(map_fd(skeleton_->maps.services), &key, &value, BPF_EXIST), 0);
-  only_ingress_dev(service.ifindex());
-
-  const FdCloser to_ingress(capture_socket(g_lab.veth_ingress));
-  const FdCloser to_host(capture_socket(g_lab.veth_nic));
-  const FdCloser sender(capture_socket(g_lab.veth_client));
-  ASSERT_GE(to_ingress.get(), 0);
-  ASSERT_GE(to_host.get(), 0);
-  ASSERT_GE(sender.get(), 0);
-
-  const Bytes hit = udp_to(service).vlan(42).payload("generic mode").build();
-  // Untagged: a packet socket would see a received tag out of band, not in the bytes.
-  const Bytes miss = Eth(kNicMac, kClientMac).ipv4(kClientV4, kOtherV4).udp(1, 2).payload("miss").build();
-  for (const Bytes* frame : {&hit, &miss})
-    ASSERT_EQ(::send(sender.get(), frame->data(), frame->size(), 0), static_cast<ssize_t>(frame->size()))
-        << errno_text(errno);
-
-  EXPECT_TRUE(await_frame(to_ingress.get(), rewritten(hit, 1, service)));
-  EXPECT_TRUE(await_frame(to_host.get(), miss));
-  EXPECT_EQ(counters(service), (Counters{1, hit.size(), 0, 0}));
+  expect_hit_redirected_and_miss_passed(XDP_FLAGS_SKB_MODE, udp_to(service).vlan(42).payload("generic mode").build(),
+                                        1, service);
 }
 
 } // namespace
