@@ -13,6 +13,7 @@ namespace xdpfwd::ingress::xsk {
 struct Umem::Rings {
   xsk_ring_prod fill{};
   xsk_ring_cons comp{};
+  bool claimed = false;
 };
 
 namespace {
@@ -55,5 +56,11 @@ Umem::~Umem() {
     spdlog::error("deleting a UMEM failed: {}", std::strerror(-error)); // sockets outlive it: a bug
   ::munmap(area_, area_size_);
 }
+
+xsk_ring_prod* Umem::unclaimed_fill() const noexcept { return rings_->claimed ? nullptr : &rings_->fill; }
+xsk_ring_cons* Umem::unclaimed_comp() const noexcept { return rings_->claimed ? nullptr : &rings_->comp; }
+// libxdp keeps pointing at the structs (it reads the ring addresses when the socket is deleted),
+// so they stay allocated as long as the UMEM.
+void Umem::claim_rings() noexcept { rings_->claimed = true; }
 
 } // namespace xdpfwd::ingress::xsk

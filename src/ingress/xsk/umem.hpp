@@ -15,6 +15,8 @@
 #include <vector>
 
 struct xsk_umem;
+struct xsk_ring_prod;
+struct xsk_ring_cons;
 
 namespace xdpfwd::ingress::xsk {
 
@@ -59,6 +61,10 @@ public:
 
 private:
   struct Rings; // the fill and completion rings xsk_umem__create maps, handed to the first socket
+  // The UMEM's own ring structs while no socket has taken them over, else null (XskSocket).
+  xsk_ring_prod* unclaimed_fill() const noexcept;
+  xsk_ring_cons* unclaimed_comp() const noexcept;
+  void claim_rings() noexcept;
   explicit Umem(const UmemConfig& config);
 
   UmemConfig config_;

@@ -88,11 +88,26 @@ XskSocket::XskSocket(std::shared_ptr<Umem> umem, const std::string& ifname, std:
   socket_config.xdp_flags = 0;
   socket_config.bind_flags = static_cast<std::uint16_t>((config.zero_copy ? XDP_ZEROCOPY : XDP_COPY) | XDP_USE_NEED_WAKEUP);
 
-  // The first socket of a UMEM takes over the fill and completion rings xsk_umem__create mapped
-  // (libxdp copies them into ours); later ones get rings of their own (XDP_SHARED_UMEM).
-  check_libbpf(xsk_socket__create_shared(&s.socket, ifname.c_str(), queue, s.umem->raw(), &s.rx, &s.tx, &s.fill,
-                                         &s.comp, &socket_config),
+  // The first socket of a UMEM takes over the fill and completion rings xsk_umem__create mapped;
+  // later ones get rings of their own (XDP_SHARED_UMEM). The first is created on the UMEM's own
+  // ring structs: when a bind fails (EBUSY: the queue is taken) libxdp unmaps the rings if they
+  // came in other structs, and xsk_umem__delete unmaps them again later, a double munmap that
+  // tears down whatever was mapped there meanwhile (seen: the sanitizer's thread data).
+  xsk_ring_prod* fill = s.umem->unclaimed_fill();
+  xsk_ring_cons* comp = s.umem->unclaimed_comp();
+  const bool first = fill != nullptr;
+  if (!first) {
+    fill = &s.fill;
+    comp = &s.comp;
+  }
+  check_libbpf(xsk_socket__create_shared(&s.socket, ifname.c_str(), queue, s.umem->raw(), &s.rx, &s.tx, fill, comp,
+                                         &socket_config),
                context);
+  if (first) {
+    s.fill = *fill;
+    s.comp = *comp;
+    s.umem->claim_rings();
+  }
   s.fd = xsk_socket__fd(s.socket);
   if (xskmap_fd >= 0)
     check_libbpf(xsk_socket__update_xskmap(s.socket, xskmap_fd), context + ": enter it into the XSKMAP");

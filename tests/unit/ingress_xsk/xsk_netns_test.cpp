@@ -16,11 +16,13 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <thread>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <vector>
 
 namespace xdpfwd::ingress::xsk {
@@ -306,6 +308,29 @@ TEST_F(IngressXskNetns, OverlayTransmitReachesTheReplicaSide) {
   const auto received = rep_->receive([](const Bytes& f) { return contains(f, "to-replica"); });
   ASSERT_TRUE(received);
   EXPECT_EQ(*received, frame);
+}
+
+// A bind that fails because the queue is taken (EBUSY, as when a restarted inspector meets a
+// socket still held) leaves the UMEM whole: its rings are unmapped once, by the UMEM, and a later
+// socket on it receives frames. (libxdp unmaps a first socket's rings on that failure unless they
+// came in the UMEM's own structs: the rings were then used after munmap and unmapped twice.)
+TEST_F(IngressXskNetns, UmemOutlivesAFailedBindAndServesTheNextSocket) {
+  auto umem = Umem::create(small_umem());
+  {
+    XskSocket holder(Umem::create(small_umem()), "ovl0", 0, -1);
+    try {
+      XskSocket taken(umem, "ovl0", 0, -1);
+      FAIL() << "a second socket bound a taken queue";
+    } catch (const std::system_error& error) {
+      EXPECT_EQ(error.code().value(), EBUSY) << error.what();
+    }
+  }
+  XskSocket xsk(umem, "eth0", 0, xdp_->client_xsks_fd());
+  const Bytes frame = from_client().ipv4("198.18.0.1", "198.18.0.10").udp(40000, 53).payload("after EBUSY").build();
+  xh_->send(frame);
+  const auto received = receive_frames(xsk, 1);
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0], frame);
 }
 
 // eth0 and ovl0 sockets on one UMEM: frames move between them without a copy.
