@@ -7,9 +7,11 @@
 //
 //   xdpfwd-bench gen --client NS --dst-ip IP [--dst-mac-of NS/DEV] [--flows N|new] [--seconds S]
 //                    [--reps K] [--warmup S] [--cpu C] [--probe NS/DEV]... [--node NS --path P]
-//                    [--services N] [--rate PPS]
+//                    [--services N] [--rate PPS] [--engine live|af_packet]
 //       The live-frames generator: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES of bench_gen on
-//       NS's eth0 (XDP_TX: out of that veth into its peer), 60-byte UDP frames. Deliveries are
+//       NS's eth0 (XDP_TX: out of that veth into its peer), 60-byte UDP frames; where the kernel
+//       refuses live frames (EPERM), or with --engine af_packet, the same frames from an AF_PACKET
+//       TX ring on that eth0 (packet_gen.hpp). The RESULT line names the engine. Deliveries are
 //       counted by bench_count_udp attached to each probe (UDP to the generator's port counted
 //       and dropped, everything else passed). With --node, first attaches the host path P to the
 //       node's eth0: xdpfwd (its real program, services map filled for the ingress veth xf-in),
@@ -26,6 +28,7 @@
 // Every XDP program it attaches is detached when it ends; all loops are bounded in time.
 #include "bench_abi.h"
 #include "bench_gen_bpf.skel.h"
+#include "packet_gen.hpp"
 #include "bench_ref_bpf.skel.h"
 #include "xdpfwd_abi.h"
 #include "xdpfwd_bpf.skel.h"
@@ -502,15 +505,23 @@ int cmd_gen(const Args& args) {
   client->enter();
   const int client_ifindex = ifindex_of("eth0");
   const Mac client_mac = mac_of("eth0");
+  bench::FrameSpec spec;
+  spec.dst_mac = peer_mac;
+  spec.src_mac = client_mac;
+  spec.src_ip = parse_ipv4(args.get("src-ip", "198.18.1.2"));
+  spec.dst_ip = dst_ip;
+  spec.src_port = 10000;
+  spec.dst_port = dst_port;
+  spec.flows = flows;
   GenSkel gen(bench_gen_bpf__open());
   if (!gen) throw_errno("open bench_gen_bpf");
-  std::memcpy(const_cast<std::uint8_t*>(gen->rodata->dst_mac), peer_mac.data(), 6);
-  std::memcpy(const_cast<std::uint8_t*>(gen->rodata->src_mac), client_mac.data(), 6);
-  gen->rodata->src_ip = parse_ipv4(args.get("src-ip", "198.18.1.2"));
-  gen->rodata->dst_ip = dst_ip;
-  gen->rodata->src_port = 10000;
-  gen->rodata->dst_port = dst_port;
-  gen->rodata->flows = flows;
+  std::memcpy(const_cast<std::uint8_t*>(gen->rodata->dst_mac), spec.dst_mac.data(), 6);
+  std::memcpy(const_cast<std::uint8_t*>(gen->rodata->src_mac), spec.src_mac.data(), 6);
+  gen->rodata->src_ip = spec.src_ip;
+  gen->rodata->dst_ip = spec.dst_ip;
+  gen->rodata->src_port = spec.src_port;
+  gen->rodata->dst_port = spec.dst_port;
+  gen->rodata->flows = spec.flows;
   check(bench_gen_bpf__load(gen.get()), "load bench_gen_bpf");
 
   if (args.has("cpu")) {
@@ -523,6 +534,29 @@ int cmd_gen(const Args& args) {
   xdp_md ctx{};
   ctx.data_end = BENCH_FRAME_LEN;
   ctx.ingress_ifindex = static_cast<__u32>(client_ifindex);
+  const auto run_live = [&](std::uint32_t count) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = BENCH_FRAME_LEN,
+                .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = static_cast<int>(count),
+                .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
+                .batch_size = static_cast<__u32>(args.number("batch-size", 64)));
+    return bpf_prog_test_run_opts(bpf_program__fd(gen->progs.bench_gen), &opts) < 0 ? -errno : 0;
+  };
+  // The engine: live frames unless asked otherwise or refused (one frame tells).
+  std::string engine = args.get("engine", "live");
+  if (engine == "live") {
+    if (const int error = run_live(1); error == -EPERM) {
+      engine = "af_packet";
+      std::fprintf(stderr, "xdpfwd-bench gen: this kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES (EPERM): "
+                           "frames come from an AF_PACKET TX ring instead\n");
+    } else {
+      check(error, "BPF_PROG_RUN live frames");
+    }
+  } else if (engine != "af_packet") {
+    throw std::invalid_argument("unknown --engine " + engine + " (live or af_packet)");
+  }
+  std::optional<bench::PacketGenerator> packet_engine;
+  if (engine == "af_packet") packet_engine.emplace("eth0", spec);
+
   const double rate = args.number("rate", 0);
   const std::uint32_t batch_repeat =
       rate > 0 ? static_cast<std::uint32_t>(std::max(1.0, rate / 1000)) : static_cast<std::uint32_t>(args.number("batch", 1 << 16));
@@ -533,11 +567,10 @@ int cmd_gen(const Args& args) {
       if (rate > 0) // the next slice when its time comes
         std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
                                                   std::chrono::duration<double>(static_cast<double>(sent) / rate)));
-      LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = BENCH_FRAME_LEN,
-                  .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = static_cast<int>(batch_repeat),
-                  .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
-                  .batch_size = static_cast<__u32>(args.number("batch-size", 64)));
-      check(bpf_prog_test_run_opts(bpf_program__fd(gen->progs.bench_gen), &opts), "BPF_PROG_RUN live frames");
+      if (packet_engine)
+        packet_engine->send(batch_repeat);
+      else
+        check(run_live(batch_repeat), "BPF_PROG_RUN live frames");
       sent += batch_repeat;
     }
     return sent;
@@ -552,9 +585,10 @@ int cmd_gen(const Args& args) {
     const std::uint64_t after = delivered(), busy_after = busy_ticks();
     // CPUs busy meanwhile, the whole machine's (other users' load included).
     const double busy_cores = static_cast<double>(busy_after - busy_before) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / elapsed;
-    std::printf("RESULT path=%s flows=%s services=%u rep=%d pps=%.0f sent_pps=%.0f seconds=%.3f busy_cores=%.2f\n",
+    std::printf("RESULT path=%s flows=%s services=%u rep=%d pps=%.0f sent_pps=%.0f seconds=%.3f busy_cores=%.2f "
+                "engine=%s\n",
                 path.c_str(), flows_text.c_str(), services, rep, (after - before) / elapsed, sent / elapsed, elapsed,
-                busy_cores);
+                busy_cores, engine.c_str());
     std::fflush(stdout);
   }
   attachments.clear();
