@@ -78,14 +78,18 @@ void check(int result, const std::string& what) {
   if (result < 0) throw_errno(what, result == -1 ? errno : -result);
 }
 
-// The machine's busy CPU time so far, in clock ticks (/proc/stat: user, system, interrupts).
-std::uint64_t busy_ticks() {
+// The machine's CPU time not spent busy so far, in clock ticks (/proc/stat: idle, iowait, steal).
+// Busy time is what is left of the wall clock: the idle figure is exact (NO_HZ measures each
+// idle period), while user/system/softirq are sampled at the tick (HZ=250 here) and charge a whole
+// tick to whatever runs at that moment, which overstates a process that wakes briefly and often
+// (seen: 2.0 cores "busy" where perf sampled 73 % idle).
+std::uint64_t not_busy_ticks() {
   std::ifstream stat("/proc/stat");
   std::string cpu;
-  std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq) || cpu != "cpu")
+  std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu")
     throw std::runtime_error("cannot read /proc/stat");
-  return user + nice + system + irq + softirq; // steal: the hypervisor's, not ours
+  return idle + iowait + steal; // steal: the hypervisor's, not ours
 }
 
 double seconds_since(Clock::time_point start) {
@@ -578,13 +582,14 @@ int cmd_gen(const Args& args) {
 
   send_for(warmup); // conntrack entries of established flows, ARP, page pools
   for (int rep = 1; rep <= reps; ++rep) {
-    const std::uint64_t before = delivered(), busy_before = busy_ticks();
+    const std::uint64_t before = delivered(), not_busy_before = not_busy_ticks();
     const auto start = Clock::now();
     const std::uint64_t sent = send_for(seconds);
     const double elapsed = seconds_since(start);
-    const std::uint64_t after = delivered(), busy_after = busy_ticks();
+    const std::uint64_t after = delivered(), not_busy_after = not_busy_ticks();
     // CPUs busy meanwhile, the whole machine's (other users' load included).
-    const double busy_cores = static_cast<double>(busy_after - busy_before) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / elapsed;
+    const double not_busy = static_cast<double>(not_busy_after - not_busy_before) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double busy_cores = std::max(0.0, static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)) - not_busy / elapsed);
     std::printf("RESULT path=%s flows=%s services=%u rep=%d pps=%.0f sent_pps=%.0f seconds=%.3f busy_cores=%.2f "
                 "engine=%s\n",
                 path.c_str(), flows_text.c_str(), services, rep, (after - before) / elapsed, sent / elapsed, elapsed,
