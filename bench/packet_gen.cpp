@@ -1,6 +1,8 @@
 #include "packet_gen.hpp"
 
 #include "bench_abi.h"
+#include "bytes.hpp"
+#include "checksum.hpp"
 
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
@@ -16,6 +18,9 @@
 namespace bench {
 namespace {
 
+using xdpfwd::ingress::packet::store_be16;
+using xdpfwd::ingress::packet::store_be32;
+
 constexpr std::uint32_t kFrameSize = 128; // a slot: tpacket2_hdr, then the frame (TPACKET_ALIGNMENT)
 constexpr std::uint32_t kBlockSize = 1 << 16;
 constexpr std::uint32_t kBlocks = 8; // 4,096 slots
@@ -25,24 +30,6 @@ static_assert(kDataOffset + BENCH_FRAME_LEN <= kFrameSize);
 
 [[noreturn]] void fail(const std::string& what, int error = errno) {
   throw std::system_error(error, std::generic_category(), "AF_PACKET generator: " + what);
-}
-
-void put16(std::uint8_t* at, std::uint16_t value) { // network byte order
-  at[0] = static_cast<std::uint8_t>(value >> 8);
-  at[1] = static_cast<std::uint8_t>(value);
-}
-
-void put32(std::uint8_t* at, std::uint32_t value) {
-  put16(at, static_cast<std::uint16_t>(value >> 16));
-  put16(at + 2, static_cast<std::uint16_t>(value));
-}
-
-std::uint16_t ipv4_checksum(const std::uint8_t* header) {
-  std::uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += static_cast<std::uint32_t>(header[i] << 8 | header[i + 1]);
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<std::uint16_t>(~sum);
 }
 
 } // namespace
@@ -103,19 +90,19 @@ void PacketGenerator::write_frame(std::uint8_t* at) {
   std::memset(at, 0, BENCH_FRAME_LEN);
   std::memcpy(at, spec_.dst_mac.data(), 6);
   std::memcpy(at + 6, spec_.src_mac.data(), 6);
-  put16(at + 12, 0x0800);
+  store_be16(at + 12, 0x0800);
   std::uint8_t* ip = at + 14;
   ip[0] = 0x45;
-  put16(ip + 2, BENCH_FRAME_LEN - 14);
+  store_be16(ip + 2, BENCH_FRAME_LEN - 14);
   ip[8] = 64;
   ip[9] = IPPROTO_UDP;
-  put32(ip + 12, saddr);
-  put32(ip + 16, spec_.dst_ip);
-  put16(ip + 10, ipv4_checksum(ip));
+  store_be32(ip + 12, saddr);
+  store_be32(ip + 16, spec_.dst_ip);
+  store_be16(ip + 10, xdpfwd::ingress::packet::csum::compute({ip, 20}));
   std::uint8_t* udp = ip + 20;
-  put16(udp, sport);
-  put16(udp + 2, spec_.dst_port);
-  put16(udp + 4, BENCH_FRAME_LEN - 14 - 20);
+  store_be16(udp, sport);
+  store_be16(udp + 2, spec_.dst_port);
+  store_be16(udp + 4, BENCH_FRAME_LEN - 14 - 20);
 }
 
 void PacketGenerator::send(std::uint64_t count) {
